@@ -1,0 +1,1 @@
+"""Event schemas, feature definitions, rolling state and the Redis online store."""

@@ -1,0 +1,1 @@
+"""Faust app, topics, agents, CLI and HTTP views of profitstream."""

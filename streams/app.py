@@ -1,0 +1,66 @@
+"""The Faust app, built from settings: topics, tables, agents and views wired together."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import faust
+
+from features.online_store import OnlineStore
+from streams.agents import register_agents
+from streams.settings import KafkaSecurity, Settings
+from streams.topics import declare_topics
+from streams.views import register_views
+
+
+def broker_credentials(
+    security: KafkaSecurity,
+) -> faust.SASLCredentials | faust.SSLCredentials | None:
+    """Faust credentials for the configured SASL/TLS options (``None`` for plaintext)."""
+    context = security.ssl_context()
+    if security.protocol.startswith("SASL"):
+        password = security.sasl_password.get_secret_value() if security.sasl_password else None
+        return faust.SASLCredentials(
+            username=security.sasl_username,
+            password=password,
+            ssl_context=context,
+            mechanism=security.sasl_mechanism,
+        )
+    if context is not None:
+        return faust.SSLCredentials(context)
+    return None
+
+
+def create_app(settings: Settings, bootstrap: list[str], redis_url: str) -> faust.App:
+    """A Faust app for ``settings`` on the given broker and Redis."""
+    session_timeout = settings.broker_session_timeout_s
+    options: dict[str, Any] = {
+        "broker": [f"kafka://{server}" for server in bootstrap],
+        "broker_credentials": broker_credentials(settings.security),
+        "store": "rocksdb://",
+        "datadir": str(settings.data_dir / "worker"),
+        "topic_partitions": settings.topic_partitions,
+        "processing_guarantee": settings.processing_guarantee,
+        "web_host": settings.web_host,
+        "web_bind": settings.web_host,
+        "web_port": settings.web_port,
+        "broker_session_timeout": session_timeout,
+        # Faust insists on a heartbeat well inside the session timeout.
+        "broker_heartbeat_interval": min(3.0, session_timeout / 4),
+        "autodiscover": False,
+    }
+    app = faust.App(settings.app_id, **options)
+    topics = declare_topics(app, settings)
+    event_counts = app.Table(
+        "event-counts", default=int, partitions=settings.topic_partitions, key_type=str
+    )
+    store = OnlineStore.from_url(redis_url, namespace=settings.app_id)
+
+    async def close_store(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+        await store.close()
+
+    app.on_before_shutdown.connect(close_store)
+
+    register_agents(app, topics, event_counts, store)
+    register_views(app)
+    return app

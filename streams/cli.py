@@ -1,0 +1,173 @@
+"""The `profitstream` command line."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.table import Table
+
+from streams.errors import ProfitstreamError
+from streams.settings import Settings, mask_url_password
+from streams.stack import embedded
+
+cli = typer.Typer(
+    name="profitstream",
+    help="Predict MSP client profitability from Kafka events; emit a prediction when it changes.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+stack_cli = typer.Typer(help="The embedded local stack: Tansu (Kafka) and valkey (Redis).")
+cli.add_typer(stack_cli, name="stack")
+
+out = Console()
+err = Console(stderr=True)
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    """One line naming each bad setting by its environment variable."""
+    parts = []
+    for error in exc.errors():
+        loc = "__".join(str(part) for part in error["loc"]).upper()
+        message = str(error["msg"]).removeprefix("Value error, ")
+        parts.append(f"PROFITSTREAM_{loc}: {message}")
+    return "invalid setting " + "; ".join(parts)
+
+
+def load_settings(ctx: typer.Context, **extra: Any) -> Settings:
+    """Settings from the environment, overridden by the CLI flags that were given."""
+    overrides = {k: v for k, v in {**(ctx.obj or {}), **extra}.items() if v is not None}
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        raise ProfitstreamError(describe_validation_error(exc)) from exc
+
+
+@cli.callback()
+def main_options(
+    ctx: typer.Context,
+    broker: Annotated[
+        str | None, typer.Option(help="kafka://host:port[,...] (env PROFITSTREAM_BROKER)")
+    ] = None,
+    redis_url: Annotated[
+        str | None, typer.Option(help="redis://host:port/db (env PROFITSTREAM_REDIS_URL)")
+    ] = None,
+    data_dir: Annotated[
+        Path | None, typer.Option(help="State, logs and the stack (env PROFITSTREAM_DATA_DIR)")
+    ] = None,
+    app_id: Annotated[
+        str | None, typer.Option(help="Faust app id / consumer group (env PROFITSTREAM_APP_ID)")
+    ] = None,
+) -> None:
+    """Options shared by every command."""
+    ctx.obj = {"broker": broker, "redis_url": redis_url, "data_dir": data_dir, "app_id": app_id}
+
+
+@cli.command()
+def config(ctx: typer.Context) -> None:
+    """Print the effective settings (secrets masked) and where the broker and Redis are."""
+    from streams.endpoints import kafka_bootstrap, redis_url
+
+    settings = load_settings(ctx)
+    table = Table(title="profitstream settings", show_lines=False)
+    table.add_column("setting", overflow="fold")
+    table.add_column("value", overflow="fold")
+    for key, value in settings.display().items():
+        table.add_row(key, "" if value is None else str(value))
+    for label, resolve in (
+        ("kafka bootstrap (resolved)", kafka_bootstrap),
+        ("redis (resolved)", redis_url),
+    ):
+        try:
+            value = resolve(settings)
+            shown = ",".join(value) if isinstance(value, list) else mask_url_password(value)
+        except ProfitstreamError as exc:
+            shown = f"[yellow]{exc}[/]"
+        table.add_row(label, shown)
+    out.print(table)
+
+
+@stack_cli.command("up")
+def stack_up(
+    ctx: typer.Context,
+    kafka_port: Annotated[int, typer.Option(min=0, max=65535, help="0 picks a free port")] = 0,
+    redis_port: Annotated[int, typer.Option(min=0, max=65535, help="0 picks a free port")] = 0,
+    timeout: Annotated[float, typer.Option(min=1, help="Seconds to wait for each server")] = 30,
+) -> None:
+    """Start the embedded broker and Redis on loopback (already running ones are kept)."""
+    settings = load_settings(ctx)
+    with err.status("starting the embedded stack..."):
+        servers = embedded.up(
+            settings.stack_dir,
+            ports={"kafka": kafka_port, "redis": redis_port},
+            timeout_s=timeout,
+        )
+    for server in servers:
+        verb = "started" if server.started_now else "already running"
+        out.print(f"{server.kind.title}: {verb} at {server.url}")
+    out.print(f"state, pid files and logs: {settings.stack_dir.resolve()}")
+
+
+@stack_cli.command("down")
+def stack_down(ctx: typer.Context) -> None:
+    """Stop the embedded broker and Redis (the broker keeps its data in memory only)."""
+    settings = load_settings(ctx)
+    for server in embedded.down(settings.stack_dir):
+        state = "stopped" if server.running else "was not running"
+        out.print(f"{server.kind.title}: {state}")
+
+
+@stack_cli.command("status")
+def stack_status(ctx: typer.Context) -> None:
+    """Say what runs where; exit code 1 unless both servers run."""
+    settings = load_settings(ctx)
+    table = Table(title=f"embedded stack under {settings.stack_dir.resolve()}")
+    for column in ("server", "state", "address", "pid", "log"):
+        table.add_column(column, overflow="fold")
+    servers = embedded.status(settings.stack_dir)
+    for server in servers:
+        record = server.record
+        table.add_row(
+            server.kind.title,
+            "[green]running[/]" if server.running else "[red]stopped[/]",
+            server.url or "-",
+            str(record.pid) if record and server.running else "-",
+            record.log_path if record else "-",
+        )
+    out.print(table)
+    if not all(server.running for server in servers):
+        raise typer.Exit(1)
+
+
+@cli.command()
+def worker(
+    ctx: typer.Context,
+    web_port: Annotated[
+        int | None, typer.Option(min=1, max=65535, help="env PROFITSTREAM_WEB_PORT")
+    ] = None,
+    log_level: Annotated[str | None, typer.Option(help="debug|info|warning|error")] = None,
+) -> None:
+    """Run a stream worker against the configured broker (or the running embedded stack)."""
+    from streams.worker import run_worker
+
+    run_worker(load_settings(ctx, web_port=web_port, log_level=log_level))
+
+
+def main() -> None:
+    """Console-script entry point: expected failures print one line, never a traceback."""
+    command = typer.main.get_command(cli)
+    try:
+        # Standalone mode: click reports usage errors and exits with their codes itself.
+        command.main(prog_name="profitstream")
+    except ProfitstreamError as exc:
+        err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(exc.exit_code)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,149 @@
+"""One typed settings object, read from ``PROFITSTREAM_*`` environment variables and CLI flags."""
+
+from __future__ import annotations
+
+import ssl
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ProcessingGuarantee = Literal["at_least_once", "exactly_once"]
+SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
+SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
+
+
+class TopicNames(BaseModel):
+    """Names of the topics the product reads and writes (DESIGN.md defaults)."""
+
+    activity: str = "client-activity"
+    billing: str = "billing"
+    predictions: str = "profitability-predictions"
+    control: str = "profitability-control"
+    audit: str = "profitability-audit"
+    monitoring: str = "profitability-monitoring"
+    dlq: str = "profitability-dlq"
+
+
+class KafkaSecurity(BaseModel):
+    """SASL/TLS options, passed through to aiokafka."""
+
+    protocol: SecurityProtocol = "PLAINTEXT"
+    sasl_mechanism: SaslMechanism = "PLAIN"
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    ssl_cafile: Path | None = None
+    ssl_certfile: Path | None = None
+    ssl_keyfile: Path | None = None
+
+    def ssl_context(self) -> ssl.SSLContext | None:
+        """The TLS context for SSL / SASL_SSL, ``None`` for plaintext protocols."""
+        if not self.protocol.endswith("SSL"):
+            return None
+        context = ssl.create_default_context(
+            cafile=str(self.ssl_cafile) if self.ssl_cafile else None
+        )
+        if self.ssl_certfile:
+            context.load_cert_chain(
+                str(self.ssl_certfile), str(self.ssl_keyfile) if self.ssl_keyfile else None
+            )
+        return context
+
+
+def parse_broker_list(value: str) -> list[str]:
+    """Parse ``kafka://h1:p1,h2:p2`` into ``["h1:p1", "h2:p2"]`` or raise ``ValueError``."""
+    servers = []
+    for raw in value.split(","):
+        item = raw.strip()
+        if not item:
+            continue
+        parts = urlsplit(item if "://" in item else f"kafka://{item}")
+        if parts.scheme != "kafka":
+            raise ValueError(f"broker {item!r} must use the kafka:// scheme")
+        try:
+            port = parts.port
+        except ValueError as exc:
+            raise ValueError(f"broker {item!r} has an invalid port") from exc
+        if not parts.hostname or port is None or parts.path not in ("", "/"):
+            raise ValueError(f"broker {item!r} must look like kafka://host:port")
+        servers.append(f"{parts.hostname}:{port}")
+    if not servers:
+        raise ValueError("broker list is empty")
+    return servers
+
+
+def mask_url_password(url: str) -> str:
+    """Hide the password of a ``scheme://user:password@host`` URL."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return parts._replace(netloc=netloc).geturl()
+
+
+class Settings(BaseSettings):
+    """Everything a worker or the CLI needs to know, from ``PROFITSTREAM_*`` variables.
+
+    Nested fields use ``__``: ``PROFITSTREAM_TOPICS__ACTIVITY``,
+    ``PROFITSTREAM_SECURITY__SASL_PASSWORD``. ``broker`` and ``redis_url`` may stay
+    unset while the embedded stack runs: they are then read from its state file.
+    """
+
+    model_config = SettingsConfigDict(
+        env_prefix="PROFITSTREAM_", env_nested_delimiter="__", extra="ignore"
+    )
+
+    app_id: str = "profitstream"
+    broker: str | None = Field(default=None, description="kafka://host:port[,kafka://...]")
+    redis_url: str | None = Field(default=None, description="redis://[:password@]host:port/db")
+    data_dir: Path = Path(".profitstream")
+    topics: TopicNames = TopicNames()
+    topic_partitions: int = Field(default=8, ge=1, le=1024)
+    processing_guarantee: ProcessingGuarantee = "at_least_once"
+    security: KafkaSecurity = KafkaSecurity()
+    web_host: str = "127.0.0.1"
+    web_port: int = Field(default=6066, ge=1, le=65535)
+    # Tansu waits half the session timeout before it completes the first join of a
+    # group, so a shorter timeout than Faust's 60 s default makes start-up quick.
+    broker_session_timeout_s: float = Field(default=10.0, gt=0)
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    @field_validator("broker")
+    @classmethod
+    def _valid_broker(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_broker_list(value)
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _valid_redis_url(cls, value: str | None) -> str | None:
+        if value is not None:
+            parts = urlsplit(value)
+            if parts.scheme not in ("redis", "rediss", "unix") or not (
+                parts.hostname or parts.path
+            ):
+                raise ValueError("must look like redis://host:port/db")
+        return value
+
+    @property
+    def stack_dir(self) -> Path:
+        """Where the embedded stack keeps pid files, logs and its state file."""
+        return self.data_dir / "stack"
+
+    def display(self) -> dict[str, Any]:
+        """The settings as a flat mapping for people to read, secrets masked."""
+        flat: dict[str, Any] = {}
+        for key, value in self.model_dump().items():
+            if isinstance(value, dict):
+                for sub, subvalue in value.items():
+                    flat[f"{key}.{sub}"] = subvalue
+            else:
+                flat[key] = value
+        if self.security.sasl_password is not None:
+            flat["security.sasl_password"] = "***"
+        if self.redis_url:
+            flat["redis_url"] = mask_url_password(self.redis_url)
+        return {k: (str(v) if isinstance(v, Path) else v) for k, v in flat.items()}

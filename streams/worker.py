@@ -1,0 +1,28 @@
+"""`profitstream worker`: check the addresses, then run the Faust worker until it is stopped."""
+
+from __future__ import annotations
+
+import faust
+
+from streams.app import create_app
+from streams.endpoints import kafka_bootstrap, redis_url
+from streams.preflight import check_kafka, check_redis
+from streams.settings import Settings
+from streams.stack.processes import require_free_port
+
+
+def run_worker(settings: Settings) -> None:
+    """Run one worker in the foreground; SIGTERM/SIGINT stop it cleanly."""
+    bootstrap = kafka_bootstrap(settings)
+    url = redis_url(settings)
+    check_kafka(bootstrap, settings.security)
+    check_redis(url)
+    require_free_port(
+        settings.web_host,
+        settings.web_port,
+        "the worker's web server",
+        "pass --web-port or set PROFITSTREAM_WEB_PORT",
+    )
+    app = create_app(settings, bootstrap, url)
+    worker = faust.Worker(app, loglevel=settings.log_level)
+    worker.execute_from_commandline()

@@ -1,0 +1,1 @@
+"""Live services for tests: a Kafka broker and a Redis server, chosen by environment variables."""

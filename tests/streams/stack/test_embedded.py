@@ -1,0 +1,75 @@
+"""`profitstream stack up|status|down` with the real Tansu and valkey-server binaries."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from streams.preflight import kafka_answers, redis_answers
+from streams.settings import KafkaSecurity
+from streams.stack.processes import pid_is_alive, read_record, stop_pid
+from tests.services.cli import assert_one_line_error, run_cli
+
+pytestmark = pytest.mark.stack
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Iterator[Path]:
+    """A data dir whose stack is torn down after the test, whatever happened."""
+    yield tmp_path
+    run_cli("--data-dir", str(tmp_path), "stack", "down")
+    for name in ("kafka", "redis"):
+        record = read_record(tmp_path / "stack", name)
+        if record is not None and pid_is_alive(record.pid, record.binary):
+            stop_pid(record.pid)
+
+
+def test_up_status_down(data_dir: Path) -> None:
+    stack = ("--data-dir", str(data_dir), "stack")
+    up = run_cli(*stack, "up")
+    assert up.returncode == 0, up.stderr
+    assert "Kafka broker (Tansu): started at kafka://127.0.0.1:" in up.stdout
+
+    kafka = read_record(data_dir / "stack", "kafka")
+    redis_record = read_record(data_dir / "stack", "redis")
+    assert kafka is not None
+    assert redis_record is not None
+    assert (data_dir / "stack" / "kafka.pid").read_text().strip() == str(kafka.pid)
+    assert kafka_answers([f"127.0.0.1:{kafka.port}"], KafkaSecurity())
+    assert redis_answers(f"redis://127.0.0.1:{redis_record.port}/0")
+
+    status = run_cli(*stack, "status")
+    assert status.returncode == 0, status.stdout
+    assert f"kafka://127.0.0.1:{kafka.port}" in status.stdout
+    assert f"redis://127.0.0.1:{redis_record.port}/0" in status.stdout
+
+    again = run_cli(*stack, "up")
+    assert again.returncode == 0
+    assert again.stdout.count("already running") == 2
+
+    config = run_cli("--data-dir", str(data_dir), "config")
+    assert f"127.0.0.1:{kafka.port}" in config.stdout
+
+    down = run_cli(*stack, "down")
+    assert down.returncode == 0
+    assert down.stdout.count(": stopped") == 2
+    assert not pid_is_alive(kafka.pid, kafka.binary)
+    assert not pid_is_alive(redis_record.pid, redis_record.binary)
+    assert run_cli(*stack, "status").returncode == 1
+
+
+def test_failed_up_leaves_nothing_running(data_dir: Path) -> None:
+    import socket
+
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        port = held.getsockname()[1]
+        # Kafka starts first and must be stopped again when Redis cannot start.
+        result = run_cli("--data-dir", str(data_dir), "stack", "up", "--redis-port", str(port))
+    assert_one_line_error(result, "already in use", "--redis-port")
+    assert read_record(data_dir / "stack", "kafka") is None
+    assert not any(json.loads(p.read_text()) for p in (data_dir / "stack").glob("*.json"))

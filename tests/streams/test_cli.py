@@ -1,0 +1,115 @@
+"""CLI failures a user can cause: one line saying what and how to fix, exit code != 0."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from streams.stack.processes import free_port
+from tests.services.cli import assert_one_line_error, run_cli
+
+
+@pytest.fixture
+def held_port() -> Iterator[int]:
+    """A loopback port another program is listening on."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        yield int(sock.getsockname()[1])
+
+
+def test_malformed_broker_url(tmp_path: Path) -> None:
+    result = run_cli("--data-dir", str(tmp_path), "--broker", "http://x:1", "worker")
+    assert_one_line_error(result, "PROFITSTREAM_BROKER", "kafka:// scheme")
+
+
+def test_unreachable_broker(tmp_path: Path) -> None:
+    result = run_cli(
+        "worker",
+        env={
+            "PROFITSTREAM_DATA_DIR": str(tmp_path),
+            "PROFITSTREAM_BROKER": f"kafka://127.0.0.1:{free_port()}",
+            "PROFITSTREAM_REDIS_URL": f"redis://127.0.0.1:{free_port()}/0",
+        },
+    )
+    assert_one_line_error(result, "cannot reach a Kafka broker", "profitstream stack up")
+
+
+def test_nothing_configured_and_no_stack(tmp_path: Path) -> None:
+    result = run_cli("--data-dir", str(tmp_path), "worker")
+    assert_one_line_error(result, "no Kafka broker configured", "PROFITSTREAM_BROKER")
+
+
+def test_unreachable_redis(kafka_bootstrap: str, tmp_path: Path) -> None:
+    result = run_cli(
+        "--broker",
+        f"kafka://{kafka_bootstrap}",
+        "--redis-url",
+        f"redis://127.0.0.1:{free_port()}/0",
+        "--data-dir",
+        str(tmp_path),
+        "worker",
+    )
+    assert_one_line_error(result, "cannot reach Redis", "PROFITSTREAM_REDIS_URL")
+
+
+def test_worker_web_port_in_use(
+    kafka_bootstrap: str, redis_url: str, held_port: int, tmp_path: Path
+) -> None:
+    result = run_cli(
+        "--broker",
+        f"kafka://{kafka_bootstrap}",
+        "--redis-url",
+        redis_url,
+        "--data-dir",
+        str(tmp_path),
+        "worker",
+        "--web-port",
+        str(held_port),
+    )
+    assert_one_line_error(result, f"127.0.0.1:{held_port}", "already in use", "--web-port")
+
+
+def test_stack_port_in_use(held_port: int, tmp_path: Path) -> None:
+    result = run_cli("--data-dir", str(tmp_path), "stack", "up", "--kafka-port", str(held_port))
+    assert_one_line_error(result, f"127.0.0.1:{held_port}", "already in use", "--kafka-port")
+    assert run_cli("--data-dir", str(tmp_path), "stack", "status").returncode == 1
+
+
+def test_missing_broker_binary(tmp_path: Path) -> None:
+    result = run_cli(
+        "--data-dir",
+        str(tmp_path),
+        "stack",
+        "up",
+        env={"CALF_TANSU_BIN": str(tmp_path / "no-such-tansu")},
+    )
+    assert_one_line_error(result, "Tansu broker binary not found", "CALF_TANSU_BIN")
+
+
+def test_config_masks_secrets(tmp_path: Path) -> None:
+    result = run_cli(
+        "--data-dir",
+        str(tmp_path),
+        "config",
+        env={
+            "PROFITSTREAM_REDIS_URL": "redis://:hunter2@cache:6379/0",
+            "PROFITSTREAM_SECURITY__SASL_PASSWORD": "pw-123",
+            "PROFITSTREAM_BROKER": "kafka://k1:9092",
+        },
+    )
+    assert result.returncode == 0, result.stderr
+    assert "hunter2" not in result.stdout
+    assert "pw-123" not in result.stdout
+    assert "redis://:***@cache:6379/0" in result.stdout
+    assert "k1:9092" in result.stdout
+
+
+def test_unknown_command_is_a_usage_error() -> None:
+    result = run_cli("frobnicate")
+    assert result.returncode == 2
+    assert "No such command" in result.stderr
+    assert "Traceback" not in result.stderr
