@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import cast
 
 import pytest
+import redis
 
 from streams.preflight import kafka_answers, redis_answers
 from streams.settings import KafkaSecurity
-from streams.stack.processes import pid_is_alive, read_record, stop_pid
+from streams.stack.processes import free_port, pid_is_alive, read_record, stop_pid, wait_until
 from tests.services.cli import assert_one_line_error, run_cli
+from tests.services.kafka_clients import produce
+from tests.services.worker_process import running_worker
 
 pytestmark = pytest.mark.stack
 
@@ -73,3 +78,40 @@ def test_failed_up_leaves_nothing_running(data_dir: Path) -> None:
     assert_one_line_error(result, "already in use", "--redis-port")
     assert read_record(data_dir / "stack", "kafka") is None
     assert not any(json.loads(p.read_text()) for p in (data_dir / "stack").glob("*.json"))
+
+
+def test_worker_finds_the_running_stack_and_counts_into_its_redis(data_dir: Path) -> None:
+    """The README path: `stack up`, then `worker` with nothing configured but the data dir."""
+    assert run_cli("--data-dir", str(data_dir), "stack", "up").returncode == 0
+    kafka = read_record(data_dir / "stack", "kafka")
+    redis_record = read_record(data_dir / "stack", "redis")
+    assert kafka is not None
+    assert redis_record is not None
+    bootstrap = f"127.0.0.1:{kafka.port}"
+    redis_url = f"redis://127.0.0.1:{redis_record.port}/0"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PROFITSTREAM_")}
+    env |= {
+        "PROFITSTREAM_DATA_DIR": str(data_dir),
+        "PROFITSTREAM_WEB_PORT": str(free_port()),
+        "PROFITSTREAM_BROKER_SESSION_TIMEOUT_S": "6",
+    }
+    with running_worker(env):
+        produce(
+            bootstrap, "client-activity", [(b"acme", b"{}"), (b"acme", b"{}"), (b"zeta", b"{}")]
+        )
+        wait_until(
+            lambda: (
+                (
+                    _hget(redis_url, "profitstream:client:acme"),
+                    _hget(redis_url, "profitstream:client:zeta"),
+                )
+                == ("2", "1")
+            ),
+            timeout_s=60,
+            what="counts acme=2 zeta=1 in the stack's Redis",
+        )
+
+
+def _hget(url: str, key: str) -> str | None:
+    with redis.Redis.from_url(url, decode_responses=True) as client:
+        return cast(str | None, client.hget(key, "event_count"))
