@@ -38,7 +38,8 @@ def create_app(settings: Settings, bootstrap: list[str], redis_url: str) -> faus
         "broker": [f"kafka://{server}" for server in bootstrap],
         "broker_credentials": broker_credentials(settings.security),
         "store": "rocksdb://",
-        "datadir": str(settings.data_dir / "worker"),
+        # Keyed by app id: two apps must never share RocksDB files.
+        "datadir": str(settings.data_dir / "faust" / settings.app_id),
         "topic_partitions": settings.topic_partitions,
         "processing_guarantee": settings.processing_guarantee,
         "web_host": settings.web_host,

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import faust
 
 from streams.app import create_app
 from streams.endpoints import kafka_bootstrap, redis_url
+from streams.errors import ProfitstreamError
 from streams.preflight import check_kafka, check_redis
 from streams.settings import Settings
 from streams.stack.processes import require_free_port
@@ -24,5 +27,13 @@ def run_worker(settings: Settings) -> None:
         "pass --web-port or set PROFITSTREAM_WEB_PORT",
     )
     app = create_app(settings, bootstrap, url)
+    datadir = Path(app.conf.datadir)
+    try:
+        datadir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ProfitstreamError(
+            f"cannot create the data dir {datadir}: {exc.strerror}; "
+            "set PROFITSTREAM_DATA_DIR to a writable directory"
+        ) from exc
     worker = faust.Worker(app, loglevel=settings.log_level)
     worker.execute_from_commandline()

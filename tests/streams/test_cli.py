@@ -113,3 +113,20 @@ def test_unknown_command_is_a_usage_error() -> None:
     assert result.returncode == 2
     assert "No such command" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_unwritable_data_dir(kafka_bootstrap: str, redis_url: str, tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    result = run_cli(
+        "--broker",
+        f"kafka://{kafka_bootstrap}",
+        "--redis-url",
+        redis_url,
+        "--data-dir",
+        str(blocker / "data"),
+        "worker",
+        "--web-port",
+        str(free_port()),
+    )
+    assert_one_line_error(result, "cannot create the data dir", "PROFITSTREAM_DATA_DIR")
