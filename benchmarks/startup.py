@@ -87,7 +87,7 @@ async def _consumer_assigned_s(bootstrap: str) -> float:
 
 
 def baseline_assigned_s(bootstrap: str) -> float:
-    """Seconds for a plain aiokafka consumer (in this process) to join a group and get partitions."""
+    """Seconds for a plain aiokafka consumer to join a group and get its partitions."""
     return asyncio.run(_consumer_assigned_s(bootstrap))
 
 
