@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -56,20 +57,19 @@ def test_unreachable_redis(kafka_bootstrap: str, tmp_path: Path) -> None:
     assert_one_line_error(result, "cannot reach Redis", "PROFITSTREAM_REDIS_URL")
 
 
+def _worker_on_live_services(
+    kafka_bootstrap: str, redis_url: str, data_dir: Path, web_port: int
+) -> subprocess.CompletedProcess[str]:
+    return run_cli(
+        "--broker", f"kafka://{kafka_bootstrap}", "--redis-url", redis_url,
+        "--data-dir", str(data_dir), "worker", "--web-port", str(web_port),
+    )  # fmt: skip
+
+
 def test_worker_web_port_in_use(
     kafka_bootstrap: str, redis_url: str, held_port: int, tmp_path: Path
 ) -> None:
-    result = run_cli(
-        "--broker",
-        f"kafka://{kafka_bootstrap}",
-        "--redis-url",
-        redis_url,
-        "--data-dir",
-        str(tmp_path),
-        "worker",
-        "--web-port",
-        str(held_port),
-    )
+    result = _worker_on_live_services(kafka_bootstrap, redis_url, tmp_path, held_port)
     assert_one_line_error(result, f"127.0.0.1:{held_port}", "already in use", "--web-port")
 
 
@@ -118,15 +118,5 @@ def test_unknown_command_is_a_usage_error() -> None:
 def test_unwritable_data_dir(kafka_bootstrap: str, redis_url: str, tmp_path: Path) -> None:
     blocker = tmp_path / "a-file"
     blocker.write_text("not a directory")
-    result = run_cli(
-        "--broker",
-        f"kafka://{kafka_bootstrap}",
-        "--redis-url",
-        redis_url,
-        "--data-dir",
-        str(blocker / "data"),
-        "worker",
-        "--web-port",
-        str(free_port()),
-    )
+    result = _worker_on_live_services(kafka_bootstrap, redis_url, blocker / "data", free_port())
     assert_one_line_error(result, "cannot create the data dir", "PROFITSTREAM_DATA_DIR")
