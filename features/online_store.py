@@ -35,6 +35,20 @@ class OnlineStore:
         # redis-py types its commands as sync-or-async; on the asyncio client they are awaitable.
         await cast(Awaitable[int], self._client.hset(self.key(client_id), mapping=dict(fields)))
 
+    async def write_many(
+        self, rows: Mapping[str, Mapping[str, FieldValue]], ttl_s: int | None = None
+    ) -> None:
+        """Set fields of many clients in one round trip, refreshing each hash's TTL."""
+        if not rows:
+            return
+        async with self._client.pipeline(transaction=False) as pipe:
+            for client_id, fields in rows.items():
+                key = self.key(client_id)
+                pipe.hset(key, mapping=dict(fields))
+                if ttl_s:
+                    pipe.expire(key, ttl_s)
+            await pipe.execute()
+
     async def read(self, client_id: str) -> dict[str, str]:
         """All fields of a client's hash (empty if the client is unknown)."""
         return dict(

@@ -8,6 +8,7 @@ import faust
 
 from features.online_store import OnlineStore
 from streams.agents import register_agents
+from streams.client_table import declare_client_table
 from streams.settings import KafkaSecurity, Settings
 from streams.topics import declare_topics
 from streams.views import register_views
@@ -52,9 +53,7 @@ def create_app(settings: Settings, bootstrap: list[str], redis_url: str) -> faus
     }
     app = faust.App(settings.app_id, **options)
     topics = declare_topics(app, settings)
-    event_counts = app.Table(
-        "event-counts", default=int, partitions=settings.topic_partitions, key_type=str
-    )
+    states = declare_client_table(app, settings.topic_partitions)
     store = OnlineStore.from_url(redis_url, namespace=settings.app_id)
 
     async def close_store(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
@@ -62,6 +61,6 @@ def create_app(settings: Settings, bootstrap: list[str], redis_url: str) -> faus
 
     app.on_before_shutdown.connect(close_store)
 
-    register_agents(app, topics, event_counts, store)
-    register_views(app)
+    register_agents(app, settings, topics, states, store)
+    register_views(app, states)
     return app

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -156,6 +157,34 @@ def worker(
     from streams.worker import run_worker
 
     run_worker(load_settings(ctx, web_port=web_port, log_level=log_level))
+
+
+@cli.command()
+def simulate(
+    ctx: typer.Context,
+    clients: Annotated[int, typer.Option(min=1, max=100_000)] = 200,
+    months: Annotated[int, typer.Option(min=1, max=120, help="30-day periods")] = 12,
+    seed: Annotated[int, typer.Option()] = 7,
+    start: Annotated[
+        datetime, typer.Option(formats=["%Y-%m-%d"], help="first day (UTC)")
+    ] = datetime(2024, 1, 1),
+    out: Annotated[Path | None, typer.Option(help="write the event log here (.parquet)")] = None,
+    malformed: Annotated[float, typer.Option(min=0, max=0.5, help="fraction added")] = 0.0,
+    duplicates: Annotated[float, typer.Option(min=0, max=0.5, help="fraction re-sent")] = 0.0,
+    late: Annotated[float, typer.Option(min=0, max=0.5, help="fraction delayed")] = 0.0,
+    oracle_draws: Annotated[int, typer.Option(min=0, help="0 skips the oracle")] = 16,
+    to_kafka: Annotated[bool, typer.Option(help="replay to the input topics")] = False,
+    rate: Annotated[float, typer.Option(min=0, help="events/s for --to-kafka; 0 = max")] = 0.0,
+) -> None:
+    """Simulate an MSP portfolio: an event log with a known best-possible accuracy."""
+    from streams.simulate_command import SimulationRequest, run_simulation
+
+    request = SimulationRequest(
+        clients=clients, months=months, seed=seed, start=start.replace(tzinfo=UTC),
+        malformed=malformed, duplicates=duplicates, late=late, oracle_draws=oracle_draws,
+        out=out, to_kafka=to_kafka, rate=rate,
+    )  # fmt: skip
+    run_simulation(request, load_settings(ctx), err)
 
 
 def main() -> None:

@@ -9,7 +9,7 @@ from streams.metrics import DEAD_LETTERS
 Headers = list[tuple[str, bytes]]
 
 
-def dead_letter_headers(message: Message, error: str) -> Headers:
+def dead_letter_headers(message: Message, error: str, reason: str = "invalid") -> Headers:
     """Headers naming where a rejected message came from and what was wrong with it."""
     original = list(message.headers or [])
     return [
@@ -20,13 +20,13 @@ def dead_letter_headers(message: Message, error: str) -> Headers:
         ("profitstream.source.topic", message.topic.encode()),
         ("profitstream.source.partition", str(message.partition).encode()),
         ("profitstream.source.offset", str(message.offset).encode()),
+        ("profitstream.error.reason", reason.encode()),
         ("profitstream.error", error.encode()[:1024]),
     ]
 
 
-async def send_to_dlq(dlq: TopicT, message: Message, error: str) -> None:
-    """Forward ``message`` byte-for-byte to the DLQ and count it."""
-    await dlq.send(
-        key=message.key, value=message.value, headers=dead_letter_headers(message, error)
-    )
-    DEAD_LETTERS.labels(source_topic=message.topic).inc()
+async def send_to_dlq(dlq: TopicT, message: Message, error: str, reason: str = "invalid") -> None:
+    """Forward ``message`` byte-for-byte to the DLQ and count it by reason."""
+    headers = dead_letter_headers(message, error, reason)
+    await dlq.send(key=message.key, value=message.value, headers=headers)
+    DEAD_LETTERS.labels(source_topic=message.topic, reason=reason).inc()

@@ -109,6 +109,12 @@ class Settings(BaseSettings):
     # group, so a shorter timeout than Faust's 60 s default makes start-up quick.
     broker_session_timeout_s: float = Field(default=10.0, gt=0)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    # Feature pipeline.
+    allowed_lateness_s: float = Field(default=7 * 86_400, ge=0)
+    max_future_s: float = Field(default=86_400, ge=0)
+    batch_max_events: int = Field(default=5000, ge=1, le=100_000)
+    batch_within_s: float = Field(default=0.05, gt=0, le=10)
+    redis_ttl_s: int = Field(default=90 * 86_400, ge=0)
 
     @field_validator("broker")
     @classmethod

@@ -1,11 +1,9 @@
-"""DLQ headers and message keys (pure, no services)."""
+"""DLQ headers (pure, no services)."""
 
 from __future__ import annotations
 
-import pytest
 from faust.types import Message
 
-from streams.agents import client_id_of
 from streams.dead_letters import dead_letter_headers
 
 
@@ -30,6 +28,7 @@ def test_headers_name_source_and_error_and_keep_original_headers() -> None:
         "profitstream.source.topic": b"client-activity",
         "profitstream.source.partition": b"3",
         "profitstream.source.offset": b"42",
+        "profitstream.error.reason": b"invalid",
         "profitstream.error": b"bad thing",
     }
 
@@ -37,16 +36,3 @@ def test_headers_name_source_and_error_and_keep_original_headers() -> None:
 def test_error_header_is_bounded() -> None:
     headers = dict(dead_letter_headers(_message(), "x" * 5000))
     assert len(headers["profitstream.error"]) == 1024
-
-
-def test_client_id_comes_from_the_key() -> None:
-    assert client_id_of(b"acme-42") == "acme-42"
-
-
-@pytest.mark.parametrize(
-    ("key", "why"),
-    [(None, "no key"), (b"", "no key"), (b"\xff\xfe", "not UTF-8"), (b"  ", "blank")],
-)
-def test_unusable_keys_say_why(key: bytes | None, why: str) -> None:
-    with pytest.raises(ValueError, match=why):
-        client_id_of(key)

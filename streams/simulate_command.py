@@ -1,0 +1,105 @@
+"""`profitstream simulate`: draw a portfolio, write its event log and oracle, or replay it live."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import Progress
+
+from features.offline import LoggedMessage
+from features.simulator import (
+    HORIZON_PERIODS,
+    Portfolio,
+    history_frame,
+    oracle,
+    simulate,
+    simulated_messages,
+)
+from streams.endpoints import kafka_bootstrap
+from streams.errors import ProfitstreamError
+from streams.preflight import check_kafka
+from streams.replay import replay_to_kafka
+from streams.settings import Settings
+
+
+@dataclass(frozen=True)
+class SimulationRequest:
+    """What the user asked `simulate` for."""
+
+    clients: int
+    months: int
+    seed: int
+    start: datetime
+    malformed: float
+    duplicates: float
+    late: float
+    oracle_draws: int
+    out: Path | None
+    to_kafka: bool
+    rate: float
+
+
+def oracle_path(history: Path) -> Path:
+    """Where the oracle's figures are written: next to the event log."""
+    return history.with_name(history.stem + ".oracle.json")
+
+
+def run_simulation(request: SimulationRequest, settings: Settings, console: Console) -> None:
+    """Draw the portfolio, then write and/or replay it as asked."""
+    if request.out is None and not request.to_kafka:
+        raise ProfitstreamError("nothing to do: pass --out history.parquet and/or --to-kafka")
+    if request.out is not None and not request.out.parent.is_dir():
+        raise ProfitstreamError(f"directory {request.out.parent} does not exist; create it first")
+    bootstrap = kafka_bootstrap(settings) if request.to_kafka else []
+    if request.to_kafka:
+        check_kafka(bootstrap, settings.security)
+    with Progress(console=console, transient=True) as progress:
+        task = progress.add_task("drawing the portfolio", total=None)
+        portfolio = simulate(request.clients, request.months, request.seed,
+                             request.start.timestamp())  # fmt: skip
+        progress.update(task, description="writing events")
+        messages = simulated_messages(portfolio, malformed=request.malformed,
+                                      duplicate=request.duplicates, late=request.late)  # fmt: skip
+        progress.remove_task(task)
+    console.print(f"{len(messages):,} messages for {request.clients} clients "
+                  f"over {request.months} periods of 30 days")  # fmt: skip
+    if request.out is not None:
+        history_frame(messages).to_parquet(request.out, index=False)
+        console.print(f"event log: {request.out}")
+        if request.oracle_draws > 0 and request.months > HORIZON_PERIODS:
+            figures = _oracle(portfolio, request, console)
+            oracle_path(request.out).write_text(json.dumps(figures, indent=2))
+            r2, mae = figures["oracle_expected_r2"], figures["oracle_mae"]
+            console.print(
+                f"oracle expected R² {r2:.3f} (MAE {mae:.3f}): {oracle_path(request.out)}"
+            )
+    if request.to_kafka:
+        logged = [LoggedMessage(m.stream, m.key, m.value) for m in messages]  # type: ignore[arg-type]
+        rate = asyncio.run(replay_to_kafka(logged, settings, bootstrap, request.rate))
+        console.print(f"replayed {len(logged):,} messages at {rate:,.0f} messages/s")
+
+
+def _oracle(
+    portfolio: Portfolio, request: SimulationRequest, console: Console
+) -> dict[str, object]:
+    with Progress(console=console, transient=True) as progress:
+        task = progress.add_task("oracle: re-drawing every horizon", total=len(portfolio.clients))
+        figures = oracle(portfolio, request.oracle_draws,
+                         progress=lambda n: progress.advance(task, n))  # fmt: skip
+    return {
+        **figures,
+        "clients": request.clients,
+        "months": request.months,
+        "seed": request.seed,
+        "start": request.start.astimezone(UTC).isoformat(),
+        "injected": {
+            "malformed": request.malformed,
+            "duplicates": request.duplicates,
+            "late": request.late,
+        },
+    }
