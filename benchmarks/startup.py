@@ -11,7 +11,6 @@ import argparse
 import asyncio
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -24,17 +23,10 @@ from rich.console import Console
 from rich.progress import track
 from rich.table import Table
 
+from benchmarks.local_stack import cli
 from streams.stack.processes import free_port, read_record, spawn, stop_pid, wait_until
 
 SESSION_TIMEOUT_S = 10.0
-
-
-def _cli(data_dir: Path, *args: str) -> None:
-    subprocess.run(
-        [sys.executable, "-m", "streams.cli", "--data-dir", str(data_dir), *args],
-        check=True,
-        capture_output=True,
-    )
 
 
 def _ready(port: int) -> bool:
@@ -111,10 +103,10 @@ def main() -> None:
         stack_up = []
         for _ in track(range(runs), description="stack up/down", console=console):
             started = time.monotonic()
-            _cli(data_dir, "stack", "up")
+            cli(data_dir, "stack", "up")
             stack_up.append(time.monotonic() - started)
-            _cli(data_dir, "stack", "down")
-        _cli(data_dir, "stack", "up")
+            cli(data_dir, "stack", "down")
+        cli(data_dir, "stack", "up")
         try:
             record = read_record(data_dir / "stack", "kafka")
             assert record is not None
@@ -125,7 +117,7 @@ def main() -> None:
                 worker.append(worker_ready_s(data_dir))
                 baseline.append(baseline_assigned_s(bootstrap))
         finally:
-            _cli(data_dir, "stack", "down")
+            cli(data_dir, "stack", "down")
     table = Table(
         title=f"start-up, seconds ({runs} runs, session timeout {SESSION_TIMEOUT_S:.0f} s)"
     )

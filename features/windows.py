@@ -11,6 +11,8 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 
+import numpy as np
+
 DAY_SECONDS = 86_400
 WINDOWS_DAYS: tuple[int, ...] = (30, 90, 180)
 LONGEST_WINDOW_DAYS = max(WINDOWS_DAYS)
@@ -29,20 +31,23 @@ def window_totals(
 ) -> list[list[float]]:
     """Per window, the element-wise sum of the buckets of the days inside it.
 
-    Days after ``as_of_day`` are ignored; ``windows`` must be ascending.
+    Days after ``as_of_day`` are ignored; ``windows`` must be ascending. Each sum adds
+    the days in ascending order (``cumsum`` is sequential, unlike ``sum``), so the float
+    result does not depend on the dict's insertion order.
     """
-    totals = [[0.0] * width for _ in windows]
-    # Sum in day order so the float result does not depend on insertion order.
-    for day in sorted(days):
-        age = as_of_day - day
-        if age < 0:
-            break
-        values = days[day]
-        for index, length in enumerate(windows):
-            if age < length:
-                row = totals[index]
-                for field in range(width):
-                    row[field] += values[field]
+    longest = max(windows)
+    inside = sorted(day for day in days if 0 <= as_of_day - day < longest)
+    if not inside:
+        return [[0.0] * width for _ in windows]
+    matrix = np.array([days[day] for day in inside], dtype=np.float64).reshape(-1, width)
+    ordered = np.array(inside)
+    totals = []
+    for length in windows:
+        start = int(np.searchsorted(ordered, as_of_day - length + 1))
+        if start == len(inside):
+            totals.append([0.0] * width)
+        else:
+            totals.append(np.cumsum(matrix[start:], axis=0)[-1].tolist())
     return totals
 
 

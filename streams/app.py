@@ -7,8 +7,11 @@ from typing import Any
 import faust
 
 from features.online_store import OnlineStore
-from streams.agents import register_agents
+from streams import commit_guard
+from streams.agents import FeaturePipeline, register_agents
 from streams.client_table import declare_client_table
+from streams.gap_reader import GapReader
+from streams.preflight import aiokafka_security_kwargs
 from streams.settings import KafkaSecurity, Settings
 from streams.topics import declare_topics
 from streams.views import register_views
@@ -34,6 +37,7 @@ def broker_credentials(
 
 def create_app(settings: Settings, bootstrap: list[str], redis_url: str) -> faust.App:
     """A Faust app for ``settings`` on the given broker and Redis."""
+    commit_guard.install()
     session_timeout = settings.broker_session_timeout_s
     options: dict[str, Any] = {
         "broker": [f"kafka://{server}" for server in bootstrap],
@@ -55,12 +59,14 @@ def create_app(settings: Settings, bootstrap: list[str], redis_url: str) -> faus
     topics = declare_topics(app, settings)
     states = declare_client_table(app, settings.topic_partitions)
     store = OnlineStore.from_url(redis_url, namespace=settings.app_id)
+    gaps = GapReader(bootstrap, aiokafka_security_kwargs(settings.security))
 
-    async def close_store(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+    async def close_clients(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
         await store.close()
+        await gaps.close()
 
-    app.on_before_shutdown.connect(close_store)
+    app.on_before_shutdown.connect(close_clients)
 
-    register_agents(app, settings, topics, states, store)
+    register_agents(app, settings, FeaturePipeline(settings, topics, states, store, gaps))
     register_views(app, states)
     return app

@@ -187,6 +187,25 @@ def simulate(
     run_simulation(request, load_settings(ctx), err)
 
 
+@cli.command()
+def schemas(
+    out_dir: Annotated[Path, typer.Option("--out", help="docs directory to write into")] = Path(
+        "docs"
+    ),
+) -> None:
+    """Write the event contract: OUT/events.md and OUT/schemas/<topic>.schema.json."""
+    from features.contract_docs import events_markdown, schema_files
+
+    try:
+        (out_dir / "schemas").mkdir(parents=True, exist_ok=True)
+        (out_dir / "events.md").write_text(events_markdown())
+        for name, text in schema_files().items():
+            (out_dir / "schemas" / name).write_text(text)
+    except OSError as exc:
+        raise ProfitstreamError(f"cannot write the contract under {out_dir}: {exc}") from exc
+    out.print(f"wrote {out_dir / 'events.md'} and {len(schema_files())} JSON Schema files")
+
+
 def main() -> None:
     """Console-script entry point: expected failures print one line, never a traceback."""
     command = typer.main.get_command(cli)

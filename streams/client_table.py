@@ -1,24 +1,48 @@
-"""The Faust table of client states, read and written on behalf of each client's own event.
+"""The Faust table of client states and partition progress, read and written per partition.
 
-Faust picks both the changelog partition and the RocksDB partition of a table write
-from the *current event*. In a batch (``take_events``) that is whichever event came
-last, possibly of another partition, so the agent acts as each client's own latest
-event while it touches that client's state, the way Faust's stream iteration does.
+Faust picks both the changelog partition and the RocksDB partition of a table access
+from the *current event*. A batch (``take_events``) mixes partitions, and a record that
+the gap reader fetched has no Faust event at all, so every access here names its
+partition explicitly and acts as a stand-in event of that partition.
+
+A write returns the future of its changelog message, and the agent waits for the broker
+to acknowledge every one before the batch's source offsets are acked. Faust's own guard
+(flushing the producer before a commit) gives up after 0.1 s without progress while the
+loop is busy, so a commit could otherwise overtake the changelog and a crash then would
+lose the batch's updates.
+
+Besides one row per client, the table keeps one row per input partition,
+``#progress/{topic}/{partition}``: the highest offset of that partition processed so far
+(``#`` cannot start a client id). It lives in the changelog partition of the input
+partition it describes, so it moves with it on a rebalance.
 """
 
 from __future__ import annotations
 
 import weakref
-from collections.abc import Iterator
+from collections.abc import Awaitable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 import faust
 from faust.streams import _current_event
-from faust.types import EventT, TableT
+from faust.types import RecordMetadata, TableT
 
 from features.state import ClientState, decode_state, encode_state
 
 TABLE_NAME = "client-state"
+PROGRESS_PREFIX = "#progress/"
+
+
+@dataclass(frozen=True)
+class _PartitionMessage:
+    topic: str
+    partition: int
+
+
+@dataclass(frozen=True)
+class _PartitionEvent:
+    message: _PartitionMessage
 
 
 def declare_client_table(app: faust.App, partitions: int) -> TableT[str, bytes]:
@@ -30,29 +54,66 @@ def declare_client_table(app: faust.App, partitions: int) -> TableT[str, bytes]:
 
 
 @contextmanager
-def acting_as(event: EventT[bytes]) -> Iterator[None]:
-    """Make ``event`` Faust's current event for the duration of the block."""
-    token = _current_event.set(weakref.ref(event))
+def _in_partition(topic: str, partition: int) -> Iterator[None]:
+    """Make a stand-in event of ``partition`` Faust's current event for the block."""
+    event = _PartitionEvent(_PartitionMessage(topic, partition))
+    token = _current_event.set(weakref.ref(event))  # type: ignore[arg-type]
     try:
         yield
     finally:
         _current_event.reset(token)
 
 
-def load_state(table: TableT[str, bytes], client_id: str, event: EventT[bytes]) -> ClientState:
+def _write(
+    table: TableT[str, bytes], key: str, value: bytes, topic: str, partition: int
+) -> Awaitable[RecordMetadata]:
+    with _in_partition(topic, partition):
+        # What Table.__setitem__ does, minus dropping the changelog future on the floor.
+        table.data[key] = value
+        return table.send_changelog(partition, key, value)
+
+
+def load_state(
+    table: TableT[str, bytes], client_id: str, topic: str, partition: int
+) -> ClientState:
     """The client's state (a new one for an unknown client), read from its partition."""
-    with acting_as(event):
+    with _in_partition(topic, partition):
         raw = table.get(client_id)
     return ClientState(client_id) if raw is None else decode_state(raw)
 
 
-def save_state(table: TableT[str, bytes], state: ClientState, event: EventT[bytes]) -> None:
-    """Write the state to the table (and so its changelog) in ``event``'s partition."""
-    with acting_as(event):
-        table[state.client_id] = encode_state(state)
+def save_state(
+    table: TableT[str, bytes], state: ClientState, topic: str, partition: int
+) -> Awaitable[RecordMetadata]:
+    """Write the state to the table and its changelog in ``partition``.
+
+    Returns the changelog send, resolved when the broker has acknowledged it.
+    """
+    return _write(table, state.client_id, encode_state(state), topic, partition)
+
+
+def progress_key(topic: str, partition: int) -> str:
+    """The table key of an input partition's progress row."""
+    return f"{PROGRESS_PREFIX}{topic}/{partition}"
+
+
+def load_progress(table: TableT[str, bytes], topic: str, partition: int) -> int | None:
+    """The highest offset of the input partition processed so far, if any."""
+    with _in_partition(topic, partition):
+        raw = table.get(progress_key(topic, partition))
+    return None if raw is None else int(raw)
+
+
+def save_progress(
+    table: TableT[str, bytes], topic: str, partition: int, offset: int
+) -> Awaitable[RecordMetadata]:
+    """Record that the input partition is processed through ``offset``."""
+    return _write(table, progress_key(topic, partition), str(offset).encode(), topic, partition)
 
 
 def read_state(table: TableT[str, bytes], client_id: str) -> ClientState | None:
     """The state of a client from outside the stream (e.g. an HTTP view), if known."""
+    if client_id.startswith(PROGRESS_PREFIX):
+        return None
     raw = table.get(client_id)
     return None if raw is None else decode_state(raw)

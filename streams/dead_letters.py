@@ -2,31 +2,36 @@
 
 from __future__ import annotations
 
-from faust.types import Message, TopicT
+from collections.abc import Awaitable
+
+from faust.types import RecordMetadata, TopicT
 
 from streams.metrics import DEAD_LETTERS
+from streams.source_records import Headers, SourceRecord
 
-Headers = list[tuple[str, bytes]]
 
-
-def dead_letter_headers(message: Message, error: str, reason: str = "invalid") -> Headers:
+def dead_letter_headers(record: SourceRecord, error: str, reason: str = "invalid") -> Headers:
     """Headers naming where a rejected message came from and what was wrong with it."""
-    original = list(message.headers or [])
     return [
-        *[
-            (str(key), value if isinstance(value, bytes) else value.encode())
-            for key, value in original
-        ],
-        ("profitstream.source.topic", message.topic.encode()),
-        ("profitstream.source.partition", str(message.partition).encode()),
-        ("profitstream.source.offset", str(message.offset).encode()),
+        *record.headers,
+        ("profitstream.source.topic", record.topic.encode()),
+        ("profitstream.source.partition", str(record.partition).encode()),
+        ("profitstream.source.offset", str(record.offset).encode()),
         ("profitstream.error.reason", reason.encode()),
         ("profitstream.error", error.encode()[:1024]),
     ]
 
 
-async def send_to_dlq(dlq: TopicT, message: Message, error: str, reason: str = "invalid") -> None:
-    """Forward ``message`` byte-for-byte to the DLQ and count it by reason."""
-    headers = dead_letter_headers(message, error, reason)
-    await dlq.send(key=message.key, value=message.value, headers=headers)
-    DEAD_LETTERS.labels(source_topic=message.topic, reason=reason).inc()
+async def send_to_dlq(
+    dlq: TopicT, record: SourceRecord, error: str, reason: str = "invalid"
+) -> Awaitable[RecordMetadata]:
+    """Forward ``record`` byte-for-byte to the DLQ and count it by reason.
+
+    Returns the send, resolved once the broker has the record: the caller waits for it
+    before the source offset may be committed. Delivery is at least once: a message
+    rejected again after a crash is sent again (its source headers tell the copies apart).
+    """
+    headers = dead_letter_headers(record, error, reason)
+    sent = await dlq.send(key=record.key, value=record.value, headers=headers)
+    DEAD_LETTERS.labels(source_topic=record.topic, reason=reason).inc()
+    return sent

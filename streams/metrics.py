@@ -28,3 +28,8 @@ BATCH_SECONDS = Histogram(
 CLIENTS_MIRRORED = Counter(
     "profitstream_clients_mirrored_total", "Client hashes written to the online store"
 )
+OFFSETS_REREAD = Counter(
+    "profitstream_offsets_reread_total",
+    "Input offsets the stream skipped and the worker read again itself",
+    ["topic"],
+)

@@ -120,3 +120,20 @@ def test_unwritable_data_dir(kafka_bootstrap: str, redis_url: str, tmp_path: Pat
     blocker.write_text("not a directory")
     result = _worker_on_live_services(kafka_bootstrap, redis_url, blocker / "data", free_port())
     assert_one_line_error(result, "cannot create the data dir", "PROFITSTREAM_DATA_DIR")
+
+
+def test_schemas_into_a_path_that_is_a_file(tmp_path: Path) -> None:
+    blocker = tmp_path / "docs"
+    blocker.write_text("not a directory")
+    result = run_cli("schemas", "--out", str(blocker))
+    assert_one_line_error(result, "cannot write the contract", str(blocker))
+
+
+def test_schemas_writes_the_contract(tmp_path: Path) -> None:
+    result = run_cli("schemas", "--out", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "events.md").read_text().startswith("# Event contract")
+    assert sorted(p.name for p in (tmp_path / "schemas").iterdir()) == [
+        "billing.schema.json",
+        "client-activity.schema.json",
+    ]

@@ -2,23 +2,15 @@
 
 from __future__ import annotations
 
-from faust.types import Message
-
 from streams.dead_letters import dead_letter_headers
+from streams.source_records import SourceRecord
 
 
-def _message(headers: list[tuple[str, bytes]] | None = None) -> Message:
-    return Message(
-        topic="client-activity",
-        partition=3,
-        offset=42,
-        timestamp=0.0,
-        timestamp_type=0,
+def _message(headers: list[tuple[str, bytes]] | None = None) -> SourceRecord:
+    return SourceRecord(
+        topic="client-activity", partition=3, offset=42, key=None, value=b"{}",
         headers=headers or [],
-        key=None,
-        value=b"{}",
-        checksum=None,
-    )
+    )  # fmt: skip
 
 
 def test_headers_name_source_and_error_and_keep_original_headers() -> None:

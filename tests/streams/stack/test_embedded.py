@@ -6,7 +6,7 @@ import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 import pytest
 import redis
@@ -15,7 +15,6 @@ from streams.preflight import kafka_answers, redis_answers
 from streams.settings import KafkaSecurity
 from streams.stack.processes import free_port, pid_is_alive, read_record, stop_pid, wait_until
 from tests.services.cli import assert_one_line_error, run_cli
-from tests.services.kafka_clients import produce
 from tests.services.worker_process import running_worker
 
 pytestmark = pytest.mark.stack
@@ -80,14 +79,11 @@ def test_failed_up_leaves_nothing_running(data_dir: Path) -> None:
     assert not any(json.loads(p.read_text()) for p in (data_dir / "stack").glob("*.json"))
 
 
-def test_worker_finds_the_running_stack_and_counts_into_its_redis(data_dir: Path) -> None:
-    """The README path: `stack up`, then `worker` with nothing configured but the data dir."""
+def test_the_readme_path_simulate_into_the_stack_and_read_features(data_dir: Path) -> None:
+    """`stack up`, `worker` and `simulate --to-kafka` with nothing configured but the data dir."""
     assert run_cli("--data-dir", str(data_dir), "stack", "up").returncode == 0
-    kafka = read_record(data_dir / "stack", "kafka")
     redis_record = read_record(data_dir / "stack", "redis")
-    assert kafka is not None
     assert redis_record is not None
-    bootstrap = f"127.0.0.1:{kafka.port}"
     redis_url = f"redis://127.0.0.1:{redis_record.port}/0"
     env = {k: v for k, v in os.environ.items() if not k.startswith("PROFITSTREAM_")}
     env |= {
@@ -95,23 +91,27 @@ def test_worker_finds_the_running_stack_and_counts_into_its_redis(data_dir: Path
         "PROFITSTREAM_WEB_PORT": str(free_port()),
         "PROFITSTREAM_BROKER_SESSION_TIMEOUT_S": "6",
     }
-    with running_worker(env):
-        produce(
-            bootstrap, "client-activity", [(b"acme", b"{}"), (b"acme", b"{}"), (b"zeta", b"{}")]
-        )
+    with running_worker(env) as worker:
+        # The README's command (fewer clients), on the default topic names of the stack.
+        simulated = run_cli(
+            "--data-dir", str(data_dir), "simulate", "--clients", "5", "--months", "3",
+            "--to-kafka", env=env,
+        )  # fmt: skip
+        assert simulated.returncode == 0, simulated.stderr
+
+        def features() -> dict[str, Any]:
+            status, body = worker.get("/clients/client-00000/features")
+            return cast(dict[str, Any], json.loads(body)) if status == 200 else {}
+
         wait_until(
-            lambda: (
-                (
-                    _hget(redis_url, "profitstream:client:acme"),
-                    _hget(redis_url, "profitstream:client:zeta"),
-                )
-                == ("2", "1")
-            ),
+            lambda: features().get("version", 0) > 10,
             timeout_s=60,
-            what="counts acme=2 zeta=1 in the stack's Redis",
+            what="features of client-00000 from more than 10 events",
         )
+        assert features()["features"]["revenue_90d"] > 0
+    assert _hget(redis_url, "profitstream:client:client-00000", "version") is not None
 
 
-def _hget(url: str, key: str) -> str | None:
+def _hget(url: str, key: str, field: str) -> str | None:
     with redis.Redis.from_url(url, decode_responses=True) as client:
-        return cast(str | None, client.hget(key, "event_count"))
+        return cast(str | None, client.hget(key, field))

@@ -1,0 +1,226 @@
+"""Feature pipeline throughput: one worker draining a backlog, beside a plain aiokafka consumer.
+
+A simulated portfolio is produced once per run to fresh topics on the embedded stack.
+Then, on the same topics, (1) a plain aiokafka consumer reads everything and decodes
+each value with ``json.loads``, and (2) a `profitstream worker` process (validation,
+state, table + changelog, Redis mirror) drains the same backlog; its rate is taken from
+its own /metrics between the first processed batch and the last, so start-up and group
+join are left out. Prints both rates, their ratio and the medians over the runs.
+
+Run: `.venv/bin/python benchmarks/feature_pipeline.py --clients 1000 --months 12 --runs 3`
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from rich.console import Console
+from rich.table import Table
+
+from benchmarks.local_stack import LocalStack, running_stack
+from features.offline import LoggedMessage
+from features.simulator import simulate, simulated_messages
+from streams.replay import replay_to_kafka
+from streams.settings import Settings, TopicNames
+from streams.stack.processes import free_port, spawn, stop_pid
+
+PARTITIONS = 4
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """One run's figures."""
+
+    baseline_eps: float
+    faust_eps: float
+    pipeline_eps: float
+    mean_batch: float
+
+    @property
+    def ratio(self) -> float:
+        """Pipeline rate over baseline rate."""
+        return self.pipeline_eps / self.baseline_eps
+
+
+async def _create_topics(bootstrap: str, names: list[str]) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(n, PARTITIONS, 1) for n in names])
+    finally:
+        await admin.close()
+
+
+async def _baseline_eps(bootstrap: str, topics: list[str], total: int) -> float:
+    """A plain consumer: fetch every record of ``topics`` and ``json.loads`` its value."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, max_partition_fetch_bytes=4 << 20
+    )
+    await consumer.start()
+    try:
+        partitions = [TopicPartition(t, p) for t in topics for p in range(PARTITIONS)]
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        seen = 0
+        first: float | None = None
+        while seen < total:
+            batches = await consumer.getmany(timeout_ms=1000, max_records=10_000)
+            for records in batches.values():
+                if first is None:
+                    first = time.perf_counter()
+                for record in records:
+                    json.loads(record.value or b"")
+                seen += len(records)
+        assert first is not None
+        return total / (time.perf_counter() - first)
+    finally:
+        await consumer.stop()
+
+
+def _metrics(port: int) -> dict[str, float]:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as response:
+            body = response.read().decode()
+    except OSError:
+        return {}
+    values: dict[str, float] = {}
+    for line in body.splitlines():
+        if line.startswith("profitstream_batch_events_"):
+            name, _, value = line.partition(" ")
+            values[name] = float(value)
+    return values
+
+
+def _pipeline(stack: LocalStack, data_dir: Path, prefix: str, total: int) -> tuple[float, float]:
+    """(events/s between the first and the last batch, mean batch size) of one worker."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PROFITSTREAM_")}
+    env |= {
+        "PROFITSTREAM_BROKER": f"kafka://{stack.bootstrap}",
+        "PROFITSTREAM_REDIS_URL": stack.redis_url,
+        "PROFITSTREAM_APP_ID": prefix,
+        "PROFITSTREAM_DATA_DIR": str(data_dir / prefix),
+        "PROFITSTREAM_WEB_PORT": str(port),
+        "PROFITSTREAM_TOPIC_PARTITIONS": str(PARTITIONS),
+        "PROFITSTREAM_LOG_LEVEL": "warning",
+    }
+    for name in TopicNames.model_fields:
+        env[f"PROFITSTREAM_TOPICS__{name.upper()}"] = f"{prefix}-{name}"
+    log = data_dir / f"{prefix}.log"
+    process = spawn([sys.executable, "-m", "streams.cli", "worker"], log, env=env)
+    try:
+        first: tuple[float, float] | None = None
+        last: tuple[float, float] = (0.0, 0.0)
+        deadline = time.monotonic() + 600
+        while last[1] < total:
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the worker stopped or stalled; see {log}")
+            metrics = _metrics(port)
+            done = metrics.get("profitstream_batch_events_sum", 0.0)
+            now = time.perf_counter()
+            if done > 0 and first is None:
+                first = (now, done)
+            if done > last[1]:
+                last = (now, done)
+            time.sleep(0.05)
+        assert first is not None
+        batches = metrics["profitstream_batch_events_count"]
+        return (last[1] - first[1]) / (last[0] - first[0]), total / batches
+    finally:
+        stop_pid(process.pid, timeout_s=30)
+        process.wait()
+
+
+def _faust_take_eps(stack: LocalStack, data_dir: Path, topics: list[str], total: int) -> float:
+    """Events/s of a bare Faust agent that only takes batches of the same topics."""
+    result = subprocess.run(
+        [sys.executable, "-m", "benchmarks.faust_take", stack.bootstrap, ",".join(topics),
+         str(total), str(Settings.model_fields["batch_max_events"].default),
+         str(data_dir / f"take-{uuid.uuid4().hex[:8]}")],
+        capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+    lines = result.stdout.strip().splitlines()
+    if not lines:
+        raise RuntimeError(f"the bare Faust agent failed: {result.stderr[-2000:]}")
+    return float(lines[-1])
+
+
+def one_run(stack: LocalStack, data_dir: Path, messages: list[LoggedMessage]) -> RunResult:
+    """Produce the log to fresh topics, then time the baseline and the worker on them."""
+    prefix = f"bench-{uuid.uuid4().hex[:8]}"
+    topics = [f"{prefix}-activity", f"{prefix}-billing"]
+    asyncio.run(_create_topics(stack.bootstrap, topics))
+    settings = Settings(
+        broker=f"kafka://{stack.bootstrap}",
+        redis_url=stack.redis_url,
+        topics=TopicNames(activity=topics[0], billing=topics[1]),
+    )
+    asyncio.run(replay_to_kafka(messages, settings, [stack.bootstrap], rate=0))
+    baseline = asyncio.run(_baseline_eps(stack.bootstrap, topics, len(messages)))
+    faust_eps = _faust_take_eps(stack, data_dir, topics, len(messages))
+    pipeline, mean_batch = _pipeline(stack, data_dir, prefix, len(messages))
+    return RunResult(baseline, faust_eps, pipeline, mean_batch)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clients", type=int, default=1000)
+    parser.add_argument("--months", type=int, default=12)
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args()
+    console = Console(width=max(Console().width, 110))
+    start = datetime(2024, 1, 1, tzinfo=UTC).timestamp()
+    with console.status("simulating the portfolio..."):
+        portfolio = simulate(args.clients, args.months, seed=5, start=start)
+        simulated = simulated_messages(portfolio)
+        messages = [LoggedMessage(m.stream, m.key, m.value) for m in simulated]  # type: ignore[arg-type]
+    console.print(f"{len(messages):,} events, {args.clients} clients x {args.months} months")
+    results = []
+    with tempfile.TemporaryDirectory(prefix="profitstream-bench-") as tmp:
+        data_dir = Path(tmp)
+        with running_stack(data_dir) as stack:
+            for run in range(args.runs):
+                results.append(one_run(stack, data_dir, messages))
+                latest = results[-1]
+                console.print(
+                    f"run {run + 1}: baseline {latest.baseline_eps:,.0f} ev/s, "
+                    f"bare Faust {latest.faust_eps:,.0f} ev/s, "
+                    f"pipeline {latest.pipeline_eps:,.0f} ev/s, ratio {latest.ratio:.3f}, "
+                    f"mean batch {latest.mean_batch:,.0f} events"
+                )
+    table = Table(title=f"feature pipeline, one worker, {len(messages):,} events, {args.runs} runs")
+    for column in ("what", "median", "min", "max"):
+        table.add_column(column, justify="right")
+    for name, values, fmt in (
+        ("baseline: aiokafka + json.loads (ev/s)", [r.baseline_eps for r in results], ",.0f"),
+        ("bare Faust agent, take_events only (ev/s)", [r.faust_eps for r in results], ",.0f"),
+        ("profitstream worker (ev/s)", [r.pipeline_eps for r in results], ",.0f"),
+        ("ratio worker / baseline", [r.ratio for r in results], ".3f"),
+        ("mean batch (events)", [r.mean_batch for r in results], ",.0f"),
+    ):
+        table.add_row(
+            name,
+            format(statistics.median(values), fmt),
+            format(min(values), fmt),
+            format(max(values), fmt),
+        )
+    console.print(table)
+
+
+if __name__ == "__main__":
+    main()
