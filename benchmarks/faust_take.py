@@ -1,8 +1,8 @@
 """A bare Faust app whose agent only counts `take_events` batches: Faust's own ceiling.
 
-Run by `benchmarks/feature_pipeline.py` as a subprocess:
-`python -m benchmarks.faust_take BOOTSTRAP TOPIC[,TOPIC] TOTAL BATCH DATADIR`; prints the
-events/s between the first and the last batch as its last line, then exits.
+Run by `benchmarks.feature_pipeline` as a subprocess:
+`python -m benchmarks.faust_take BOOTSTRAP TOPIC[,TOPIC] TOTAL BATCH DATADIR RESULT`; writes
+the events/s between the first and the last batch to the file RESULT, then exits.
 """
 
 from __future__ import annotations
@@ -11,13 +11,19 @@ import os
 import sys
 import time
 import uuid
+from pathlib import Path
 
 import faust
 from faust.types import StreamT
 
 
+def _report(path: Path, events_per_s: float) -> None:
+    # Once, at the very end: blocking the loop no longer matters.
+    path.write_text(f"{events_per_s:.1f}\n")
+
+
 def main() -> None:
-    bootstrap, topic_names, total_text, batch_text, datadir = sys.argv[1:6]
+    bootstrap, topic_names, total_text, batch_text, datadir, result = sys.argv[1:7]
     total, batch = int(total_text), int(batch_text)
     app_id = f"bench-take-{uuid.uuid4().hex[:8]}"
     app = faust.App(
@@ -45,11 +51,11 @@ def main() -> None:
             if first is None:
                 first = (now, seen)
             if seen >= total:
-                print(f"{(seen - first[1]) / (now - first[0]):.1f}", flush=True)
+                _report(Path(result), (seen - first[1]) / (now - first[0]))
                 # A measuring tool: no graceful shutdown needed (unique group, scratch dir).
                 os._exit(0)
 
-    sys.argv = [sys.argv[0], "worker", "--loglevel", "warning"]
+    sys.argv = [sys.argv[0], "worker", "--loglevel", "warn"]
     app.main()
 
 

@@ -1,13 +1,15 @@
 """Feature pipeline throughput: one worker draining a backlog, beside a plain aiokafka consumer.
 
 A simulated portfolio is produced once per run to fresh topics on the embedded stack.
-Then, on the same topics, (1) a plain aiokafka consumer reads everything and decodes
-each value with ``json.loads``, and (2) a `profitstream worker` process (validation,
-state, table + changelog, Redis mirror) drains the same backlog; its rate is taken from
-its own /metrics between the first processed batch and the last, so start-up and group
-join are left out. Prints both rates, their ratio and the medians over the runs.
+Then, on the same topics: (1) a plain aiokafka consumer reads everything and decodes each
+value with ``json.loads`` (the baseline); (2) a bare Faust agent only takes
+``take_events`` batches (Faust's own per-event ceiling, for reference); (3) a
+`profitstream worker` process (validation, state, table + changelog, progress rows, Redis
+mirror) drains the same backlog, its rate taken from its own /metrics between the first
+processed batch and the last, so start-up and group join are left out. Prints the rates,
+the worker / baseline ratio and the medians over the runs.
 
-Run: `.venv/bin/python benchmarks/feature_pipeline.py --clients 1000 --months 12 --runs 3`
+Run: `.venv/bin/python -m benchmarks.feature_pipeline --clients 500 --months 12 --runs 3`
 """
 
 from __future__ import annotations
@@ -148,16 +150,18 @@ def _pipeline(stack: LocalStack, data_dir: Path, prefix: str, total: int) -> tup
 
 def _faust_take_eps(stack: LocalStack, data_dir: Path, topics: list[str], total: int) -> float:
     """Events/s of a bare Faust agent that only takes batches of the same topics."""
-    result = subprocess.run(
+    scratch = data_dir / f"take-{uuid.uuid4().hex[:8]}"
+    scratch.mkdir()
+    result = scratch / "events_per_s"
+    process = subprocess.run(
         [sys.executable, "-m", "benchmarks.faust_take", stack.bootstrap, ",".join(topics),
-         str(total), str(Settings.model_fields["batch_max_events"].default),
-         str(data_dir / f"take-{uuid.uuid4().hex[:8]}")],
+         str(total), str(Settings.model_fields["batch_max_events"].default), str(scratch),
+         str(result)],
         capture_output=True, text=True, timeout=600, check=False,
     )  # fmt: skip
-    lines = result.stdout.strip().splitlines()
-    if not lines:
-        raise RuntimeError(f"the bare Faust agent failed: {result.stderr[-2000:]}")
-    return float(lines[-1])
+    if not result.exists():
+        raise RuntimeError(f"the bare Faust agent failed: {process.stderr[-2000:]}")
+    return float(result.read_text())
 
 
 def one_run(stack: LocalStack, data_dir: Path, messages: list[LoggedMessage]) -> RunResult:
@@ -179,7 +183,7 @@ def one_run(stack: LocalStack, data_dir: Path, messages: list[LoggedMessage]) ->
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--clients", type=int, default=1000)
+    parser.add_argument("--clients", type=int, default=500)
     parser.add_argument("--months", type=int, default=12)
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()

@@ -2,7 +2,7 @@
 
 Both the worker and the baseline join a fresh consumer group on the same embedded broker
 with the same session timeout, so the ratio shows what Faust (tables, recovery, web
-server) adds to a bare group join. Run: `.venv/bin/python benchmarks/startup.py --runs 5`.
+server) adds to a bare group join. Run: `.venv/bin/python -m benchmarks.startup --runs 5`.
 """
 
 from __future__ import annotations

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from itertools import chain
 
 import numpy as np
 
@@ -39,7 +40,9 @@ def window_totals(
     inside = sorted(day for day in days if 0 <= as_of_day - day < longest)
     if not inside:
         return [[0.0] * width for _ in windows]
-    matrix = np.array([days[day] for day in inside], dtype=np.float64).reshape(-1, width)
+    # fromiter over one flat chain is several times faster than array() of nested lists.
+    flat = chain.from_iterable(days[day] for day in inside)
+    matrix = np.fromiter(flat, np.float64, count=len(inside) * width).reshape(-1, width)
     ordered = np.array(inside)
     totals = []
     for length in windows:

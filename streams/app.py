@@ -8,9 +8,11 @@ import faust
 
 from features.online_store import OnlineStore
 from streams import commit_guard
-from streams.agents import FeaturePipeline, register_agents
+from streams.agents import register_agents
 from streams.client_table import declare_client_table
+from streams.feature_pipeline import FeaturePipeline
 from streams.gap_reader import GapReader
+from streams.input_reader import InputReader
 from streams.preflight import aiokafka_security_kwargs
 from streams.settings import KafkaSecurity, Settings
 from streams.topics import declare_topics
@@ -59,7 +61,11 @@ def create_app(settings: Settings, bootstrap: list[str], redis_url: str) -> faus
     topics = declare_topics(app, settings)
     states = declare_client_table(app, settings.topic_partitions)
     store = OnlineStore.from_url(redis_url, namespace=settings.app_id)
-    gaps = GapReader(bootstrap, aiokafka_security_kwargs(settings.security))
+    consumer_options = {
+        "bootstrap_servers": bootstrap,
+        **aiokafka_security_kwargs(settings.security),
+    }
+    gaps = GapReader(consumer_options)
 
     async def close_clients(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
         await store.close()
@@ -67,6 +73,8 @@ def create_app(settings: Settings, bootstrap: list[str], redis_url: str) -> faus
 
     app.on_before_shutdown.connect(close_clients)
 
-    register_agents(app, settings, FeaturePipeline(settings, topics, states, store, gaps))
+    pipeline = FeaturePipeline(settings, topics, states, store, gaps)
+    reader = InputReader(app, settings, pipeline, states, consumer_options)
+    register_agents(app, settings, pipeline, reader)
     register_views(app, states)
     return app

@@ -68,9 +68,23 @@ def _write(
     table: TableT[str, bytes], key: str, value: bytes, topic: str, partition: int
 ) -> Awaitable[RecordMetadata]:
     with _in_partition(topic, partition):
-        # What Table.__setitem__ does, minus dropping the changelog future on the floor.
+        # What Table.__setitem__ does, minus dropping the changelog future on the floor,
+        # and minus Faust's "persisted offset" bookkeeping for our own writes: that offset
+        # should only ever come from reading the changelog, because Faust's recovery
+        # refuses to start when it exceeds the broker's reported end offset — which
+        # Tansu under-reports after a multi-record batch (it answers ListOffsets "latest"
+        # with the last batch's base offset + 1). Recovery then simply re-reads our own
+        # writes, which converges to the same values.
         table.data[key] = value
-        return table.send_changelog(partition, key, value)
+        return table.changelog_topic.send_soon(
+            key=key,
+            value=value,
+            partition=partition,
+            # Declared on faust's Collection, not on the TableT protocol.
+            key_serializer=table.key_serializer,  # type: ignore[attr-defined]
+            value_serializer=table.value_serializer,  # type: ignore[attr-defined]
+            eager_partitioning=True,
+        )
 
 
 def load_state(

@@ -15,12 +15,11 @@ log = logging.getLogger(__name__)
 class GapReader:
     """A group-less aiokafka consumer that reads given offset ranges on demand."""
 
-    def __init__(self, bootstrap: list[str], security: dict[str, Any]) -> None:
+    def __init__(self, consumer_options: dict[str, Any]) -> None:
         self._options: dict[str, Any] = {
-            "bootstrap_servers": bootstrap,
             "enable_auto_commit": False,
             "auto_offset_reset": "earliest",
-            **security,
+            **consumer_options,
         }
         self._consumer: AIOKafkaConsumer | None = None
 

@@ -112,9 +112,10 @@ class Settings(BaseSettings):
     # Feature pipeline.
     allowed_lateness_s: float = Field(default=7 * 86_400, ge=0)
     max_future_s: float = Field(default=86_400, ge=0)
-    batch_max_events: int = Field(default=5000, ge=1, le=100_000)
+    batch_max_events: int = Field(default=10_000, ge=1, le=100_000)
     batch_within_s: float = Field(default=0.05, gt=0, le=10)
     redis_ttl_s: int = Field(default=90 * 86_400, ge=0)
+    state_cache_clients: int = Field(default=20_000, ge=0)
 
     @field_validator("broker")
     @classmethod

@@ -1,11 +1,10 @@
-"""One consumed input message, whichever client read it (Faust's stream or the gap reader)."""
+"""One consumed input message, as the input reader or the gap reader fetched it."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from aiokafka.structs import ConsumerRecord
-from faust.types import EventT
 
 Headers = list[tuple[str, bytes]]
 
@@ -28,25 +27,13 @@ class SourceRecord:
 
 
 def _headers(raw: object) -> Headers:
+    if not raw:
+        return []
     pairs = raw.items() if isinstance(raw, dict) else (raw or [])
     return [
         (str(name), value if isinstance(value, bytes) else str(value).encode())
         for name, value in pairs  # type: ignore[attr-defined]
     ]
-
-
-def from_event(event: EventT[bytes]) -> SourceRecord:
-    """The record of a Faust event (raw key and value)."""
-    message = event.message
-    value = message.value
-    return SourceRecord(
-        topic=message.topic,
-        partition=message.partition,
-        offset=message.offset,
-        key=message.key,
-        value=value if isinstance(value, bytes) else b"",
-        headers=_headers(message.headers),
-    )
 
 
 def from_consumer_record(record: ConsumerRecord[bytes, bytes]) -> SourceRecord:
@@ -57,5 +44,5 @@ def from_consumer_record(record: ConsumerRecord[bytes, bytes]) -> SourceRecord:
         offset=record.offset,
         key=record.key,
         value=record.value or b"",
-        headers=_headers(list(record.headers)),
+        headers=_headers(record.headers),
     )

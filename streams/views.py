@@ -12,15 +12,10 @@ from prometheus_client import generate_latest
 
 from features.definitions import feature_dict
 from streams.client_table import read_state
+from streams.readiness import is_ready
 
 # aiohttp takes the charset separately and rejects it inside content_type.
 PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4"
-
-
-def is_ready(app: faust.App) -> bool:
-    """Ready once table recovery has finished and no rebalance is under way."""
-    recovery = app.tables.recovery  # type: ignore[attr-defined]  # missing from TableManagerT
-    return bool(recovery.completed.is_set() and not app.rebalancing)
 
 
 def parse_as_of(raw: str) -> float:
