@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import socket
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from streams.stack.processes import free_port
@@ -137,3 +139,26 @@ def test_schemas_writes_the_contract(tmp_path: Path) -> None:
         "billing.schema.json",
         "client-activity.schema.json",
     ]
+
+
+def test_simulate_writes_the_log_and_the_oracle_beside_it(tmp_path: Path) -> None:
+    out = tmp_path / "history.parquet"
+    result = run_cli(
+        "simulate", "--clients", "30", "--months", "6", "--out", str(out),
+        "--malformed", "0.02", "--oracle-draws", "4",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    history = pd.read_parquet(out)
+    assert {"arrival", "stream", "key", "value", "event_time", "injected"} <= set(history.columns)
+    assert (history["injected"] == "malformed").sum() > 0
+    figures = json.loads((tmp_path / "history.oracle.json").read_text())
+    assert 0 < figures["oracle_expected_r2"] < 1
+    assert figures["injected"]["malformed"] == 0.02
+
+
+def test_simulate_with_nothing_to_do_or_a_missing_directory(tmp_path: Path) -> None:
+    assert_one_line_error(run_cli("simulate", "--clients", "2"), "nothing to do", "--out")
+    missing = tmp_path / "nope" / "history.parquet"
+    assert_one_line_error(
+        run_cli("simulate", "--clients", "2", "--out", str(missing)), "does not exist"
+    )
