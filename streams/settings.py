@@ -117,6 +117,18 @@ class Settings(BaseSettings):
     redis_ttl_s: int = Field(default=90 * 86_400, ge=0)
     state_cache_clients: int = Field(default=20_000, ge=0)
 
+    @field_validator("processing_guarantee")
+    @classmethod
+    def _supported_guarantee(cls, value: ProcessingGuarantee) -> ProcessingGuarantee:
+        # The worker writes its changelog outside Faust's transactions (it reads its input
+        # with its own consumer), so Faust's exactly_once would promise what it cannot keep.
+        if value == "exactly_once":
+            raise ValueError(
+                "exactly_once is not supported: the worker is effectively-once by itself "
+                "(each client state records the source offsets it applied); use at_least_once"
+            )
+        return value
+
     @field_validator("broker")
     @classmethod
     def _valid_broker(cls, value: str | None) -> str | None:

@@ -43,12 +43,11 @@ def test_environment_variables_fill_nested_settings(monkeypatch: pytest.MonkeyPa
     monkeypatch.setenv("PROFITSTREAM_TOPICS__ACTIVITY", "acts")
     monkeypatch.setenv("PROFITSTREAM_SECURITY__PROTOCOL", "SASL_PLAINTEXT")
     monkeypatch.setenv("PROFITSTREAM_SECURITY__SASL_PASSWORD", "s3cret")
-    monkeypatch.setenv("PROFITSTREAM_PROCESSING_GUARANTEE", "exactly_once")
     settings = Settings()
     assert settings.topics.activity == "acts"
     assert settings.topics.billing == "billing"
     assert settings.security.protocol == "SASL_PLAINTEXT"
-    assert settings.processing_guarantee == "exactly_once"
+    assert settings.processing_guarantee == "at_least_once"
     assert settings.stack_dir == Path(".profitstream") / "stack"
 
 
@@ -87,3 +86,9 @@ def test_validation_errors_name_the_environment_variable() -> None:
 def test_sasl_ssl_needs_a_context_plaintext_does_not() -> None:
     assert Settings().security.ssl_context() is None
     assert Settings(security=KafkaSecurity(protocol="SASL_SSL")).security.ssl_context() is not None
+
+
+def test_exactly_once_is_refused_with_the_reason(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PROFITSTREAM_PROCESSING_GUARANTEE", "exactly_once")
+    with pytest.raises(ValidationError, match="effectively-once by itself"):
+        Settings()
