@@ -40,6 +40,20 @@ from streams.state_cache import StateCache
 from streams.topics import Topics
 
 
+def _runs_by_partition(records: list[SourceRecord]) -> list[list[SourceRecord]]:
+    """Split a batch into runs of consecutive records of the same partition, in order."""
+    runs: list[list[SourceRecord]] = []
+    for record in records:
+        if runs and (runs[-1][-1].topic, runs[-1][-1].partition) == (
+            record.topic,
+            record.partition,
+        ):
+            runs[-1].append(record)
+        else:
+            runs.append([record])
+    return runs
+
+
 @dataclass
 class _Changed:
     state: ClientState
@@ -101,17 +115,8 @@ class FeaturePipeline:
         started = time.perf_counter()
         batch = _Batch(now=datetime.now(UTC))
         try:
-            for record in records:
-                tp = record.topic_partition
-                if not self._progress.knows(tp):
-                    await self._start_from_table(record)
-                missing = self._progress.gap(tp, record.offset)
-                if missing:
-                    repaired = await self._gaps.read(record.topic, record.partition, missing)
-                    OFFSETS_REREAD.labels(topic=record.topic).inc(len(repaired))
-                    for earlier in repaired:
-                        self._apply(batch, earlier)
-                self._apply(batch, record)
+            for chunk in _runs_by_partition(records):
+                await self._apply_run(batch, chunk)
             await self._finish(batch)
         except BaseException:
             # Cached states may hold half a batch that never reached the table.
@@ -130,11 +135,33 @@ class FeaturePipeline:
         beginning = await self._gaps.beginning(record.topic, record.partition)
         self._progress.start(record.topic_partition, next_expected(stored, beginning))
 
-    def _apply(self, batch: _Batch, record: SourceRecord) -> None:
-        batch.consumed[record.topic] += 1
-        self._progress.advance(record.topic_partition, record.offset)
-        key = (record.topic, record.partition)
-        batch.through[key] = max(batch.through.get(key, -1), record.offset)
+    async def _apply_run(self, batch: _Batch, run: list[SourceRecord]) -> None:
+        """Apply consecutive records of one partition, re-reading first any hole before them."""
+        first = run[0]
+        tp = first.topic_partition
+        if not self._progress.knows(tp):
+            await self._start_from_table(first)
+        if run[-1].offset - first.offset + 1 != len(run):
+            # Holes inside the run (rare): check record by record.
+            for record in run:
+                await self._apply_run(batch, [record])
+            return
+        missing = self._progress.gap(tp, first.offset)
+        if missing:
+            repaired = await self._gaps.read(first.topic, first.partition, missing)
+            OFFSETS_REREAD.labels(topic=first.topic).inc(len(repaired))
+            for earlier in repaired:
+                self._apply(batch, earlier, tp)
+            batch.consumed[first.topic] += len(repaired)
+        for record in run:
+            self._apply(batch, record, tp)
+        last = run[-1].offset
+        self._progress.advance(tp, last)
+        key = (first.topic, first.partition)
+        batch.through[key] = max(batch.through.get(key, -1), last)
+        batch.consumed[first.topic] += len(run)
+
+    def _apply(self, batch: _Batch, record: SourceRecord, tp: str) -> None:
         try:
             event = parse_event(
                 record.value,
@@ -152,7 +179,7 @@ class FeaturePipeline:
             if state is None:
                 state = load_state(self._states, event.client_id, record.topic, record.partition)
             entry = batch.changed[event.client_id] = _Changed(state, record.topic, record.partition)
-        if not record_offset(entry.state, record.topic_partition, record.offset):
+        if not record_offset(entry.state, tp, record.offset):
             batch.outcomes[Outcome.REPLAYED.value] += 1
             return
         lateness = self._settings.allowed_lateness_s
