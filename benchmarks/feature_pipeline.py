@@ -9,7 +9,7 @@ mirror) drains the same backlog, its rate taken from its own /metrics between th
 processed batch and the last, so start-up and group join are left out. Prints the rates,
 the worker / baseline ratio and the medians over the runs.
 
-Run: `.venv/bin/python -m benchmarks.feature_pipeline --clients 500 --months 12 --runs 3`
+Run: `.venv/bin/python -m benchmarks.feature_pipeline --clients 500 --months 12 --runs 5`
 """
 
 from __future__ import annotations
