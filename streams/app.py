@@ -74,7 +74,7 @@ def create_app(settings: Settings, bootstrap: list[str], redis_url: str) -> faus
     app.on_before_shutdown.connect(close_clients)
 
     pipeline = FeaturePipeline(settings, topics, states, store, gaps)
-    reader = InputReader(app, settings, pipeline, states, consumer_options)
+    reader = InputReader(app, settings, pipeline, consumer_options)
     register_agents(app, settings, pipeline, reader)
     register_views(app, states)
     return app

@@ -1,15 +1,12 @@
 """The Faust table of client states and partition progress, read and written per partition.
 
 Faust picks both the changelog partition and the RocksDB partition of a table access
-from the *current event*. A batch (``take_events``) mixes partitions, and a record that
-the gap reader fetched has no Faust event at all, so every access here names its
-partition explicitly and acts as a stand-in event of that partition.
+from the *current event*. The input reader's records are not Faust events at all, so
+every access here names its partition explicitly and acts as a stand-in event of it.
 
-A write returns the future of its changelog message, and the agent waits for the broker
-to acknowledge every one before the batch's source offsets are acked. Faust's own guard
-(flushing the producer before a commit) gives up after 0.1 s without progress while the
-loop is busy, so a commit could otherwise overtake the changelog and a crash then would
-lose the batch's updates.
+A write returns the future of its changelog message; the pipeline waits until the
+broker has acknowledged every one before it reads the next batch, so a progress row
+never claims more than the changelog holds.
 
 Besides one row per client, the table keeps one row per input partition,
 ``#progress/{topic}/{partition}``: the highest offset of that partition processed so far

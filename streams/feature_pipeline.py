@@ -35,7 +35,7 @@ from streams.metrics import (
 )
 from streams.partition_progress import PartitionProgress, next_expected
 from streams.settings import Settings
-from streams.source_records import SourceRecord
+from streams.source_records import SourceRecord, partition_key
 from streams.state_cache import StateCache
 from streams.topics import Topics
 
@@ -103,12 +103,17 @@ class FeaturePipeline:
 
     def forget(self, revoked: set[TP]) -> None:
         """Stop tracking revoked partitions; progress and states are re-read from the table."""
-        self._progress.forget({f"{tp.topic}:{tp.partition}" for tp in revoked})
+        self._progress.forget({partition_key(tp.topic, tp.partition) for tp in revoked})
         self._cache.clear()
 
-    def start_partition(self, topic: str, partition: int, expected: int) -> None:
-        """Reading of a partition (re)starts at ``expected``."""
-        self._progress.start(f"{topic}:{partition}", expected)
+    def resume_partition(self, topic: str, partition: int, beginning: int) -> int:
+        """Start tracking a partition where its progress row says; return that offset.
+
+        ``beginning`` is the partition's first retained offset.
+        """
+        start = next_expected(load_progress(self._states, topic, partition), beginning)
+        self._progress.start(partition_key(topic, partition), start)
+        return start
 
     async def process(self, records: list[SourceRecord]) -> None:
         """Apply one batch, re-reading first any offsets missing before its records."""
@@ -130,17 +135,13 @@ class FeaturePipeline:
         BATCH_EVENTS.observe(len(records))
         BATCH_SECONDS.observe(time.perf_counter() - started)
 
-    async def _start_from_table(self, record: SourceRecord) -> None:
-        stored = load_progress(self._states, record.topic, record.partition)
-        beginning = await self._gaps.beginning(record.topic, record.partition)
-        self._progress.start(record.topic_partition, next_expected(stored, beginning))
-
     async def _apply_run(self, batch: _Batch, run: list[SourceRecord]) -> None:
         """Apply consecutive records of one partition, re-reading first any hole before them."""
         first = run[0]
         tp = first.topic_partition
         if not self._progress.knows(tp):
-            await self._start_from_table(first)
+            beginning = await self._gaps.beginning(first.topic, first.partition)
+            self.resume_partition(first.topic, first.partition, beginning)
         if run[-1].offset - first.offset + 1 != len(run):
             # Holes inside the run (rare): check record by record.
             for record in run:

@@ -1,4 +1,4 @@
-"""Re-read offsets of an input partition that Faust's stream skipped (see partition_progress)."""
+"""Read offsets of an input partition missing before a fetched record (see partition_progress)."""
 
 from __future__ import annotations
 
@@ -52,7 +52,7 @@ class GapReader:
                 break  # nothing more to read before the stop offset (a hole, or compaction)
             records.extend(from_consumer_record(r) for r in fetched if r.offset in offsets)
         log.warning(
-            "re-read %d record(s) of %s:%d offsets %d..%d that the stream skipped",
+            "re-read %d record(s) of %s:%d offsets %d..%d missing before the batch",
             len(records), topic, partition, offsets.start, offsets.stop - 1,
         )  # fmt: skip
         return records

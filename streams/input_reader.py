@@ -22,11 +22,9 @@ from typing import Any
 
 import faust
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from faust.types import TP, TableT
+from faust.types import TP
 
-from streams.client_table import load_progress
 from streams.feature_pipeline import FeaturePipeline
-from streams.partition_progress import next_expected
 from streams.readiness import is_ready
 from streams.settings import Settings
 from streams.source_records import from_consumer_record
@@ -42,16 +40,13 @@ class InputReader:
         app: faust.App,
         settings: Settings,
         pipeline: FeaturePipeline,
-        states: TableT[str, bytes],
         consumer_options: dict[str, Any],
     ) -> None:
         self._app = app
         self._settings = settings
         self._pipeline = pipeline
-        self._states = states
         self._options = consumer_options
         self._inputs = {settings.topics.activity, settings.topics.billing}
-        self._consumer: AIOKafkaConsumer | None = None
         self._assigned: frozenset[TP] = frozenset()
         # Held while a batch is processed; a revocation waits for it.
         self._busy = asyncio.Lock()
@@ -66,7 +61,6 @@ class InputReader:
             **self._options,
         )
         await consumer.start()
-        self._consumer = consumer
         try:
             while True:
                 if self._revoked or not is_ready(self._app):
@@ -75,7 +69,6 @@ class InputReader:
                 async with self._busy:
                     await self._process_one_batch(consumer)
         finally:
-            self._consumer = None
             await consumer.stop()
 
     async def _process_one_batch(self, consumer: AIOKafkaConsumer) -> None:
@@ -103,10 +96,8 @@ class InputReader:
         consumer.assign(partitions)
         beginnings = await consumer.beginning_offsets(partitions) if partitions else {}
         for tp in partitions:
-            stored = load_progress(self._states, tp.topic, tp.partition)
-            start = next_expected(stored, int(beginnings[tp]))
+            start = self._pipeline.resume_partition(tp.topic, tp.partition, int(beginnings[tp]))
             consumer.seek(tp, start)
-            self._pipeline.start_partition(tp.topic, tp.partition, start)
         log.info("reading %d input partition(s): %s", len(partitions), sorted(map(str, current)))
         self._assigned = current
 

@@ -1,10 +1,10 @@
 """How far each input partition has been processed, and which offsets went missing.
 
-Faust can hand a stream a later message of a partition while an earlier one never
-arrives: a message that reaches the stream while flow control is paused (start-up,
-rebalance) is skipped *and acked*, so its offset may be committed and it is never read
-again. The worker therefore keeps its own per-partition progress in the table (beside the
-client states, in the same changelog partition) and re-reads any hole before it goes on.
+The worker keeps its own per-partition progress in the table (beside the client
+states, in the same changelog partition): it is where reading resumes after a restart
+or a rebalance, instead of Faust's committed offsets, which faust-streaming 0.15.3 can
+move past messages it never delivered. Should the offsets of a partition ever jump past
+unread records, the hole is re-read before the worker goes on.
 """
 
 from __future__ import annotations

@@ -9,6 +9,11 @@ from aiokafka.structs import ConsumerRecord
 Headers = list[tuple[str, bytes]]
 
 
+def partition_key(topic: str, partition: int) -> str:
+    """``topic:partition``, the key of all per-partition bookkeeping (progress, state offsets)."""
+    return f"{topic}:{partition}"
+
+
 @dataclass(frozen=True, slots=True)
 class SourceRecord:
     """Where a message was (topic, partition, offset) and what it held."""
@@ -22,8 +27,8 @@ class SourceRecord:
 
     @property
     def topic_partition(self) -> str:
-        """``topic:partition``, the key of the per-partition bookkeeping."""
-        return f"{self.topic}:{self.partition}"
+        """This record's ``partition_key``."""
+        return partition_key(self.topic, self.partition)
 
 
 def _headers(raw: object) -> Headers:
