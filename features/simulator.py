@@ -236,22 +236,21 @@ def simulate(clients: int, months: int, seed: int, start: float) -> Portfolio:
     return Portfolio(start=start, periods=months, seed=seed, clients=result)
 
 
-def oracle(
+def oracle_rows(
     portfolio: Portfolio,
     draws_per_cutoff: int = 16,
     progress: Callable[[int], None] | None = None,
-) -> dict[str, Any]:
+) -> pd.DataFrame:
     """Best-possible predictions of the next 90 days' margin at each period boundary.
 
-    For every client and cutoff with a full horizon ahead, the horizon is re-drawn
-    ``draws_per_cutoff`` times from the cutoff's state; the mean is the oracle's
-    prediction, compared with the margin that was actually drawn. The mean of K draws
-    is itself noisy (variance s²/K), which would understate the oracle; that part is
-    taken out of the squared error.
+    For every client and cutoff with a full horizon ahead (and revenue in it), the
+    horizon is re-drawn ``draws_per_cutoff`` times from the cutoff's state; the mean is
+    the oracle's prediction, next to the margin that was actually drawn. One row per
+    (client_id, cutoff epoch s): prediction, estimate_variance (of that mean), actual.
     """
     rng = np.random.default_rng(portfolio.seed + 1)
-    predictions, actuals, estimate_variance = [], [], []
-    for _, traits, draws, states in portfolio.clients:
+    rows: list[tuple[str, float, float, float, float]] = []
+    for client_id, traits, draws, states in portfolio.clients:
         if progress is not None:
             progress(1)
         for cutoff in range(1, portfolio.periods - HORIZON_PERIODS + 1):
@@ -265,15 +264,38 @@ def oracle(
                 if not math.isnan(sample):
                     samples.append(sample)
             if len(samples) > 1:
-                predictions.append(float(np.mean(samples)))
-                estimate_variance.append(float(np.var(samples, ddof=1)) / len(samples))
-                actuals.append(actual)
-    y, p = np.array(actuals), np.array(predictions)
-    residual = float(np.mean((y - p) ** 2)) - float(np.mean(estimate_variance))
+                rows.append((client_id, portfolio.start + cutoff * PERIOD_S,
+                             float(np.mean(samples)),
+                             float(np.var(samples, ddof=1)) / len(samples), actual))  # fmt: skip
+    columns = ["client_id", "cutoff", "prediction", "estimate_variance", "actual"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def oracle_expected_r2(
+    actual: np.ndarray, prediction: np.ndarray, estimate_variance: np.ndarray
+) -> float:
+    """R² of the oracle's exact mean: the mean of K draws is itself noisy (variance s²/K),
+    which would understate the oracle, so that part is taken out of the squared error."""
+    residual = float(np.mean((actual - prediction) ** 2)) - float(np.mean(estimate_variance))
+    return 1.0 - residual / float(np.var(actual))
+
+
+def oracle(
+    portfolio: Portfolio,
+    draws_per_cutoff: int = 16,
+    progress: Callable[[int], None] | None = None,
+) -> dict[str, Any]:
+    """The oracle's figures over every cutoff (see ``oracle_rows``)."""
+    return oracle_summary(oracle_rows(portfolio, draws_per_cutoff, progress), draws_per_cutoff)
+
+
+def oracle_summary(rows: pd.DataFrame, draws_per_cutoff: int) -> dict[str, Any]:
+    """Expected R² and MAE of the oracle over ``rows``."""
+    y, p = rows["actual"].to_numpy(), rows["prediction"].to_numpy()
     return {
-        "oracle_expected_r2": 1.0 - residual / float(np.var(y)),
+        "oracle_expected_r2": oracle_expected_r2(y, p, rows["estimate_variance"].to_numpy()),
         "oracle_mae": float(np.mean(np.abs(y - p))),
-        "pairs": int(y.size),
+        "pairs": len(rows),
         "draws_per_cutoff": draws_per_cutoff,
         "horizon_days": HORIZON_PERIODS * PERIOD_DAYS,
         "label": "gross margin ratio of (t, t+90d]; pairs without revenue left out",
@@ -417,13 +439,16 @@ def simulated_messages(
 
     Malformed messages are extra (broken copies); duplicates re-send a message within
     the hour; late messages arrive 1.5 to 4 times the allowed lateness after their event
-    time. The clean events, and so the ground truth, stay as drawn.
+    time. The clean events, and so the ground truth, stay as drawn. The log ends with the
+    last period: payments due later have not happened yet when it is exported.
     """
     rng = np.random.default_rng(portfolio.seed + 2)
+    end = portfolio.start + portfolio.periods * PERIOD_S
     clean: list[SimulatedMessage] = []
     for client_id, traits, draws, _ in portfolio.clients:
         for period in draws:
-            clean.extend(expand(client_id, traits, period, portfolio.start, rng))
+            clean.extend(m for m in expand(client_id, traits, period, portfolio.start, rng)
+                         if m.event_time < end)  # fmt: skip
     extra: list[SimulatedMessage] = []
     result: list[SimulatedMessage] = []
     lateness_s = allowed_lateness_days * DAY_SECONDS

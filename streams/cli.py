@@ -12,7 +12,9 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
+from models_store.errors import ModelStoreError
 from streams.errors import ProfitstreamError
+from streams.models_command import models_cli
 from streams.settings import Settings, mask_url_password
 from streams.stack import embedded
 
@@ -25,6 +27,7 @@ cli = typer.Typer(
 )
 stack_cli = typer.Typer(help="The embedded local stack: Tansu (Kafka) and valkey (Redis).")
 cli.add_typer(stack_cli, name="stack")
+cli.add_typer(models_cli, name="models")
 
 out = Console()
 err = Console(stderr=True)
@@ -188,6 +191,50 @@ def simulate(
 
 
 @cli.command()
+def train(
+    ctx: typer.Context,
+    events: Annotated[Path, typer.Option(help="event log (.parquet), as `simulate --out` writes")],
+    horizon: Annotated[str, typer.Option(help="label horizon in days, e.g. 90d")] = "90d",
+    cutoffs: Annotated[
+        str, typer.Option(help="30d (every 30 days), monthly, or YYYY-MM-DD,YYYY-MM-DD,...")
+    ] = "30d",
+    target: Annotated[str, typer.Option(help="margin_ratio | margin_abs")] = "margin_ratio",
+    level: Annotated[float, typer.Option(min=0.5, max=0.99, help="interval level")] = 0.9,
+    validation_cutoffs: Annotated[int, typer.Option(min=1)] = 3,
+    test_cutoffs: Annotated[int, typer.Option(min=1)] = 3,
+    seed: Annotated[int, typer.Option()] = 7,
+    budget: Annotated[str, typer.Option(help="search budget: standard | quick")] = "standard",
+    name: Annotated[str, typer.Option(help="model name in the registry")] = "profitability",
+    version: Annotated[
+        str | None, typer.Option(help="MAJOR.MINOR.PATCH (default: next patch)")
+    ] = None,
+    oracle: Annotated[
+        Path | None, typer.Option(help="simulator oracle rows (default: beside --events)")
+    ] = None,
+    until: Annotated[
+        datetime | None, typer.Option(formats=["%Y-%m-%d"], help="history end (UTC day)")
+    ] = None,
+    report_dir: Annotated[Path | None, typer.Option(help="default DATA_DIR/reports/NAME-V")] = None,
+    register: Annotated[bool, typer.Option(help="register the bundle when done")] = True,
+) -> None:
+    """Train XGBoost + Random Forest on an event history; report; register the version."""
+    from streams.train_command import TrainOptions, run_training
+
+    if target not in ("margin_ratio", "margin_abs"):
+        raise ProfitstreamError(f"--target {target!r}: use margin_ratio or margin_abs")
+    if budget not in ("standard", "quick"):
+        raise ProfitstreamError(f"--budget {budget!r}: use standard or quick")
+    options = TrainOptions(
+        events=events, horizon=horizon, cutoffs=cutoffs, target=target,  # type: ignore[arg-type]
+        level=level, validation_cutoffs=validation_cutoffs, test_cutoffs=test_cutoffs,
+        seed=seed, budget=budget, name=name, version=version, oracle=oracle,
+        report_dir=report_dir, register=register,
+        until=None if until is None else until.date(),
+    )  # fmt: skip
+    run_training(options, load_settings(ctx), err)
+
+
+@cli.command()
 def schemas(
     out_dir: Annotated[Path, typer.Option("--out", help="docs directory to write into")] = Path(
         "docs"
@@ -212,7 +259,7 @@ def main() -> None:
     try:
         # Standalone mode: click reports usage errors and exits with their codes itself.
         command.main(prog_name="profitstream")
-    except ProfitstreamError as exc:
+    except (ProfitstreamError, ModelStoreError) as exc:
         err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
         sys.exit(exc.exit_code)
 

@@ -99,6 +99,10 @@ class Settings(BaseSettings):
     broker: str | None = Field(default=None, description="kafka://host:port[,kafka://...]")
     redis_url: str | None = Field(default=None, description="redis://[:password@]host:port/db")
     data_dir: Path = Path(".profitstream")
+    model_registry: str | None = Field(
+        default=None,
+        description="a directory or mlflow+sqlite:///path.db (default DATA_DIR/registry)",
+    )
     topics: TopicNames = TopicNames()
     topic_partitions: int = Field(default=8, ge=1, le=1024)
     processing_guarantee: ProcessingGuarantee = "at_least_once"
@@ -146,6 +150,11 @@ class Settings(BaseSettings):
             ):
                 raise ValueError("must look like redis://host:port/db")
         return value
+
+    @property
+    def registry_uri(self) -> str:
+        """Where models are registered: ``model_registry``, else a directory in the data dir."""
+        return self.model_registry or str(self.data_dir / "registry")
 
     @property
     def stack_dir(self) -> Path:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pandas as pd
 from rich.console import Console
 from rich.progress import Progress
 
@@ -16,7 +17,8 @@ from features.simulator import (
     HORIZON_PERIODS,
     Portfolio,
     history_frame,
-    oracle,
+    oracle_rows,
+    oracle_summary,
     simulate,
     simulated_messages,
 )
@@ -49,6 +51,11 @@ def oracle_path(history: Path) -> Path:
     return history.with_name(history.stem + ".oracle.json")
 
 
+def oracle_rows_path(history: Path) -> Path:
+    """Where the oracle's per-(client, cutoff) predictions are written (read by `train`)."""
+    return history.with_name(history.stem + ".oracle.parquet")
+
+
 def run_simulation(request: SimulationRequest, settings: Settings, console: Console) -> None:
     """Draw the portfolio, then write and/or replay it as asked."""
     if request.out is None and not request.to_kafka:
@@ -72,7 +79,8 @@ def run_simulation(request: SimulationRequest, settings: Settings, console: Cons
         history_frame(messages).to_parquet(request.out, index=False)
         console.print(f"event log: {request.out}")
         if request.oracle_draws > 0 and request.months > HORIZON_PERIODS:
-            figures = _oracle(portfolio, request, console)
+            rows, figures = _oracle(portfolio, request, console)
+            rows.to_parquet(oracle_rows_path(request.out), index=False)
             oracle_path(request.out).write_text(json.dumps(figures, indent=2))
             r2, mae = figures["oracle_expected_r2"], figures["oracle_mae"]
             console.print(
@@ -86,13 +94,13 @@ def run_simulation(request: SimulationRequest, settings: Settings, console: Cons
 
 def _oracle(
     portfolio: Portfolio, request: SimulationRequest, console: Console
-) -> dict[str, object]:
+) -> tuple[pd.DataFrame, dict[str, object]]:
     with Progress(console=console, transient=True) as progress:
         task = progress.add_task("oracle: re-drawing every horizon", total=len(portfolio.clients))
-        figures = oracle(portfolio, request.oracle_draws,
-                         progress=lambda n: progress.advance(task, n))  # fmt: skip
-    return {
-        **figures,
+        rows = oracle_rows(portfolio, request.oracle_draws,
+                           progress=lambda n: progress.advance(task, n))  # fmt: skip
+    return rows, {
+        **oracle_summary(rows, request.oracle_draws),
         "clients": request.clients,
         "months": request.months,
         "seed": request.seed,

@@ -1,0 +1,347 @@
+"""Train, evaluate and package a model from an event history (the `train` command's core).
+
+Steps: parse the log → cutoffs and a purged time split → features and labels per
+(client, cutoff) → tune XGBoost and Random Forest on the validation cutoffs → fit both
+on the training cutoffs → blend weight and interval calibration on validation →
+every figure on the test cutoffs, next to the baselines (and the simulator's oracle
+when its predictions are given) → a bundle: artifacts + model card.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+import tempfile
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from features.definitions import FEATURE_NAMES
+from features.simulator import oracle_expected_r2
+from features.state import DEFAULT_ALLOWED_LATENESS_S
+from models_store.card import (
+    CARD_FILE,
+    IntervalCalibration,
+    ModelCard,
+    Target,
+    TrainingData,
+    current_feature_specs,
+)
+from models_store.conformal import conformal_quantile, coverage, scores
+from models_store.dataset import (
+    Progress,
+    TrainingSet,
+    build_training_set,
+    cutoff_schedule,
+    load_history,
+)
+from models_store.errors import TrainingDataError
+from models_store.evaluation import (
+    best_blend_weight,
+    mean_baseline,
+    persistence_baseline,
+    regression_metrics,
+)
+from models_store.profit_model import ProfitModel
+from models_store.splits import purged_split
+from models_store.tuning import SearchBudget, forest_estimator, search, xgboost_estimator
+
+MIN_TRAINING_ROWS = 50
+
+
+@dataclass(frozen=True)
+class TrainingRequest:
+    """Everything `profitstream train` was asked for."""
+
+    name: str
+    version: str
+    horizon_days: int = 90
+    cutoffs: str = "30d"
+    target: Target = "margin_ratio"
+    level: float = 0.9
+    validation_cutoffs: int = 3
+    test_cutoffs: int = 3
+    seed: int = 7
+    budget: SearchBudget = field(default_factory=SearchBudget)
+    allowed_lateness_s: float = DEFAULT_ALLOWED_LATENESS_S
+    until: float | None = None
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class TrainingResult:
+    """The packaged model and what the report shows about it."""
+
+    card: ModelCard
+    bundle: Path
+    test: pd.DataFrame  # per test row: actual, each model's and baseline's prediction, interval
+    importance: pd.Series  # mean |SHAP| per feature on the test rows, largest first
+    oracle: dict[str, float] | None
+    timings: dict[str, float]
+    excluded_no_revenue: int
+
+
+def _split_rows(frame: pd.DataFrame, cutoffs: list[float]) -> pd.DataFrame:
+    return frame[frame["cutoff"].isin(cutoffs)]
+
+
+def _matrix(frame: pd.DataFrame) -> np.ndarray:
+    return frame[list(FEATURE_NAMES)].to_numpy(dtype=np.float64)
+
+
+def _libraries() -> dict[str, str]:
+    names = ["xgboost-cpu", "scikit-learn", "numpy", "pandas", "joblib", "profitstream"]
+    versions = {"python": platform.python_version()}
+    for name in names:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def _iso(times: list[float]) -> list[datetime]:
+    return [datetime.fromtimestamp(t, UTC) for t in times]
+
+
+def train(
+    events: pd.DataFrame,
+    request: TrainingRequest,
+    out_dir: Path,
+    oracle_rows: pd.DataFrame | None = None,
+    progress: Progress | None = None,
+) -> TrainingResult:
+    """Train from an event-log frame; write the bundle into a new directory under ``out_dir``."""
+    timings: dict[str, float] = {}
+    began = time.perf_counter()
+
+    def step(name: str, done: int = 0, total: int = 1) -> None:
+        if progress is not None:
+            progress(name, done, total)
+
+    horizon_s = request.horizon_days * 86_400.0
+    history = load_history(events, until=request.until, progress=progress)
+    cutoffs = cutoff_schedule(request.cutoffs, history, horizon_s)
+    split = purged_split(cutoffs, horizon_s, request.validation_cutoffs, request.test_cutoffs)
+    used = split.train + split.validation + split.test
+    dataset: TrainingSet = build_training_set(history, used, horizon_s, request.target,
+                                              request.allowed_lateness_s, progress)  # fmt: skip
+    timings["features_s"] = time.perf_counter() - began
+    labelled = dataset.labelled
+    excluded = len(dataset.frame) - len(labelled)
+    train_rows = _split_rows(labelled, split.train)
+    valid_rows = _split_rows(labelled, split.validation)
+    test_rows = _split_rows(labelled, split.test)
+    for role, rows in (("training", train_rows), ("validation", valid_rows), ("test", test_rows)):
+        if len(rows) < MIN_TRAINING_ROWS:
+            raise TrainingDataError(
+                f"only {len(rows)} labelled {role} rows (need {MIN_TRAINING_ROWS}): the history "
+                "has too few clients with revenue in the horizon"
+            )
+    x_train, y_train = _matrix(train_rows), train_rows["label"].to_numpy()
+    x_valid, y_valid = _matrix(valid_rows), valid_rows["label"].to_numpy()
+    x_test, y_test = _matrix(test_rows), test_rows["label"].to_numpy()
+    budget = request.budget
+
+    mark = time.perf_counter()
+    step("tuning XGBoost (successive halving)")
+    xgb_params, xgb_valid_mse = search("xgboost", x_train, y_train, x_valid, y_valid,
+                                       request.seed, budget)  # fmt: skip
+    step("tuning XGBoost (successive halving)", 1)
+    step("tuning Random Forest (successive halving)")
+    rf_params, rf_valid_mse = search("random_forest", x_train, y_train, x_valid, y_valid,
+                                     request.seed, budget)  # fmt: skip
+    step("tuning Random Forest (successive halving)", 1)
+    timings["tuning_s"] = time.perf_counter() - mark
+
+    mark = time.perf_counter()
+    step("fitting the models", 0, 3)
+    boosted = xgboost_estimator(request.seed, budget.jobs, **xgb_params).fit(x_train, y_train)
+    step("fitting the models", 1, 3)
+    forest = forest_estimator(request.seed, budget.jobs, budget.forest_trees, **rf_params)
+    forest.fit(x_train, y_train)
+    step("fitting the models", 2, 3)
+    valid_boosted = boosted.predict(x_valid).astype(np.float64)
+    valid_forest = forest.predict(x_valid)
+    weight = best_blend_weight(y_valid, valid_boosted, valid_forest)
+    # σ(x) learns how far off an honest prediction is: the forest's out-of-bag errors.
+    oob_error = np.abs(y_train - forest.oob_prediction_)
+    scale = xgboost_estimator(request.seed, budget.jobs, n_estimators=300, learning_rate=0.05,
+                              max_depth=4, min_child_weight=20.0,
+                              objective="reg:absoluteerror").fit(x_train, oob_error)  # fmt: skip
+    step("fitting the models", 3, 3)
+    timings["fitting_s"] = time.perf_counter() - mark
+    model = ProfitModel(
+        xgboost_model=boosted.get_booster(),
+        forest=forest,
+        scale_model=scale.get_booster(),
+        weight=weight,
+        quantile=0.0,
+        level=request.level,
+        feature_names=tuple(FEATURE_NAMES),
+    )
+    valid_blend = weight * valid_boosted + (1 - weight) * valid_forest
+    model.quantile = conformal_quantile(
+        scores(y_valid, valid_blend, model.scale(x_valid)), request.level
+    )
+
+    step("evaluating on the test cutoffs")
+    test_boosted, test_forest = model.components(x_test)
+    if weight >= 1.0:
+        test_forest = forest.predict(x_test)  # for the report, even when the blend skips it
+    test_blend = weight * test_boosted + (1 - weight) * test_forest
+    lower, upper = model.interval(x_test, test_blend)
+    train_mean = float(y_train.mean())
+    persistence = persistence_baseline(test_rows["persistence"].to_numpy(), train_mean)
+    predictions = {
+        "blend": test_blend,
+        "xgboost": test_boosted,
+        "random_forest": test_forest,
+        "persistence": persistence,
+        "portfolio_mean": mean_baseline(y_test.size, train_mean),
+    }
+    metrics = {name: regression_metrics(y_test, p) for name, p in predictions.items()}
+    test_coverage = coverage(y_test, lower, upper)
+    metrics["blend"]["interval_coverage"] = test_coverage
+    metrics["blend"]["interval_mean_width"] = float(np.mean(upper - lower))
+    metrics["blend"]["mae_vs_persistence"] = (
+        1.0 - metrics["blend"]["mae"] / metrics["persistence"]["mae"]
+    )
+    metrics["validation"] = {"xgboost_mse": xgb_valid_mse, "random_forest_mse": rf_valid_mse,
+                             "blend_mse": float(np.mean((valid_blend - y_valid) ** 2))}  # fmt: skip
+    test = test_rows[["client_id", "cutoff"]].reset_index(drop=True)
+    test["actual"] = y_test
+    for name, values in predictions.items():
+        test[name] = values
+    test["lower"], test["upper"] = lower, upper
+
+    oracle = None
+    if oracle_rows is not None and request.target == "margin_ratio":
+        joined = test.merge(oracle_rows, on=["client_id", "cutoff"], how="inner")
+        if len(joined):
+            oracle = {
+                "expected_r2": oracle_expected_r2(
+                    joined["actual_x"].to_numpy(), joined["prediction"].to_numpy(),
+                    joined["estimate_variance"].to_numpy(),
+                ),
+                "mae": float(np.mean(np.abs(joined["actual_x"] - joined["prediction"]))),
+                "rows": float(len(joined)),
+                "blend_r2_same_rows": regression_metrics(
+                    joined["actual_x"].to_numpy(), joined["blend"].to_numpy())["r2"],
+                "label_max_abs_difference": float(
+                    np.max(np.abs(joined["actual_x"] - joined["actual_y"]))),
+            }  # fmt: skip
+
+    step("explaining (TreeSHAP)")
+    contributions = model.contributions(x_test)
+    importance = pd.Series(
+        np.mean(np.abs(contributions[:, :-1]), axis=0), index=list(FEATURE_NAMES)
+    ).sort_values(ascending=False)
+    explanations = {
+        "method": "xgboost native TreeSHAP (pred_contribs) of the XGBoost component",
+        **shap_cost(model, x_test),
+        "global_importance_top10": {k: float(v) for k, v in importance.head(10).items()},
+    }
+    step("explaining (TreeSHAP)", 1)
+
+    fingerprint = hashlib.sha256(json.dumps({
+        "events": history.fingerprint, "cutoffs": used, "horizon_s": horizon_s,
+        "target": request.target, "until": history.end,
+    }, sort_keys=True).encode()).hexdigest()  # fmt: skip
+    timings["total_s"] = time.perf_counter() - began
+    out_dir.mkdir(parents=True, exist_ok=True)
+    bundle = Path(tempfile.mkdtemp(prefix=f"{request.name}-{request.version}-", dir=out_dir))
+    artifacts = model.save(bundle)
+    card = ModelCard(
+        name=request.name,
+        version=request.version,
+        created_at=datetime.now(UTC),
+        description=request.description,
+        target=request.target,
+        horizon_days=request.horizon_days,
+        features=current_feature_specs(),
+        training_data=TrainingData(
+            fingerprint=fingerprint,
+            events=history.messages,
+            clients=int(dataset.frame["client_id"].nunique()),
+            history_start=datetime.fromtimestamp(history.start, UTC),
+            history_end=datetime.fromtimestamp(history.end, UTC),
+            train_cutoffs=_iso(split.train),
+            validation_cutoffs=_iso(split.validation),
+            test_cutoffs=_iso(split.test),
+            rows={
+                "train": len(train_rows),
+                "validation": len(valid_rows),
+                "test": len(test_rows),
+                "excluded_no_revenue": excluded,
+            },
+        ),
+        hyperparameters={
+            "xgboost": xgb_params,
+            "random_forest": {**rf_params, "n_estimators": budget.forest_trees},
+            "seed": {"seed": request.seed},
+        },
+        blend={"xgboost": weight, "random_forest": 1.0 - weight},
+        metrics=metrics,
+        intervals=IntervalCalibration(
+            method="split conformal, normalised by an XGBoost model of the forest's OOB error",
+            level=request.level,
+            quantile=model.quantile,
+            calibration_rows=len(valid_rows),
+            test_coverage=test_coverage,
+        ),
+        explanations=explanations,
+        libraries=_libraries(),
+        artifacts=artifacts,
+    )
+    (bundle / CARD_FILE).write_text(card.to_json())
+    return TrainingResult(card, bundle, test, importance, oracle, timings, excluded)
+
+
+def shap_cost(model: ProfitModel, x: np.ndarray, repeats: int = 5) -> dict[str, float]:
+    """Measured cost of per-prediction drivers: µs per row in a batch of 1,000, and for one row."""
+    batch = x[: min(1000, len(x))]
+    best_batch = best_single = float("inf")
+    for _ in range(repeats):
+        mark = time.perf_counter()
+        model.contributions(batch)
+        best_batch = min(best_batch, (time.perf_counter() - mark) / len(batch))
+        mark = time.perf_counter()
+        model.contributions(batch[:1])
+        best_single = min(best_single, time.perf_counter() - mark)
+    return {"cost_us_per_row_batch": best_batch * 1e6, "cost_us_single_row": best_single * 1e6}
+
+
+def coverage_by_cutoff(test: pd.DataFrame) -> dict[str, float]:
+    """Interval coverage of each test cutoff (a drifting portfolio shows here first)."""
+    result = {}
+    for cutoff in sorted(test["cutoff"].unique()):
+        rows = test[test["cutoff"] == cutoff]
+        day = datetime.fromtimestamp(float(cutoff), UTC).date().isoformat()
+        result[day] = coverage(rows["actual"].to_numpy(), rows["lower"].to_numpy(),
+                               rows["upper"].to_numpy())  # fmt: skip
+    return result
+
+
+def describe(result: TrainingResult) -> dict[str, Any]:
+    """The JSON report."""
+    return {
+        "model": result.card.ref,
+        "bundle": str(result.bundle),
+        "metrics": result.card.metrics,
+        "oracle": result.oracle,
+        "intervals": result.card.intervals.model_dump(mode="json"),
+        "blend": result.card.blend,
+        "hyperparameters": result.card.hyperparameters,
+        "rows": result.card.training_data.rows,
+        "explanations": result.card.explanations,
+        "timings_s": result.timings,
+        "coverage_by_cutoff": coverage_by_cutoff(result.test),
+    }

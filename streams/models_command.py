@@ -1,0 +1,169 @@
+"""`profitstream models`: list, show and register model versions in the configured registry."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.console import Console, Group
+from rich.panel import Panel
+from rich.table import Table
+
+if TYPE_CHECKING:
+    from models_store.card import ModelCard
+    from models_store.registry import ModelRegistry
+
+models_cli = typer.Typer(
+    help="The model registry (PROFITSTREAM_MODEL_REGISTRY): list, show and register versions.",
+    no_args_is_help=True,
+)
+out = Console()
+METRIC_ORDER = ("r2", "mae", "rmse", "bias")
+
+
+def open_configured_registry(ctx: typer.Context) -> ModelRegistry:
+    """The registry the settings name (PROFITSTREAM_MODEL_REGISTRY, else DATA_DIR/registry)."""
+    # streams.cli imports this module to add the commands: import it when one runs (and
+    # the registry code only then, to keep every other command's start-up as it was).
+    from models_store.registry import open_registry
+    from streams.cli import load_settings
+
+    return open_registry(load_settings(ctx).registry_uri)
+
+
+@models_cli.command("list")
+def list_models(
+    ctx: typer.Context,
+    name: Annotated[str | None, typer.Argument(help="only the versions of this model")] = None,
+) -> None:
+    """Every registered version: quality on held-out data, and the aliases pointing at it."""
+    registry = open_configured_registry(ctx)
+    cards = registry.cards(name)
+    if not cards:
+        out.print(
+            f"no models registered in {registry.location}; train one with `profitstream train` "
+            "or add a bundle with `profitstream models register BUNDLE_DIR`",
+            highlight=False,
+        )
+        return
+    aliases: dict[str, list[str]] = {}
+    for each in sorted({card.name for card in cards}):
+        for alias, version in registry.aliases(each).items():
+            aliases.setdefault(f"{each}@{version}", []).append(alias)
+    table = Table(title=f"models in {registry.location}")
+    for column in ("name", "version", "created", "target", "horizon", "R²", "MAE", "aliases"):
+        table.add_column(column, overflow="fold")
+    for card in cards:
+        figures = headline_metrics(card)
+        table.add_row(
+            card.name,
+            card.version,
+            f"{card.created_at:%Y-%m-%d %H:%M}",
+            card.target,
+            f"{card.horizon_days} d",
+            _figure(figures.get("r2")),
+            _figure(figures.get("mae")),
+            ", ".join(aliases.get(card.ref, [])),
+        )
+    out.print(table)
+
+
+@models_cli.command("show")
+def show(
+    ctx: typer.Context,
+    ref: Annotated[str, typer.Argument(help="NAME, NAME@VERSION or NAME@ALIAS")],
+    as_json: Annotated[bool, typer.Option("--json", help="print the card as raw JSON")] = False,
+) -> None:
+    """Print a version's model card: data, features, quality, interval, artifacts."""
+    registry = open_configured_registry(ctx)
+    card = registry.card(ref)
+    if as_json:
+        sys.stdout.write(card.to_json())
+        return
+    aliases = [alias for alias, v in registry.aliases(card.name).items() if v == card.version]
+    out.print(card_view(card, aliases))
+
+
+@models_cli.command("register")
+def register(
+    ctx: typer.Context,
+    bundle: Annotated[Path, typer.Argument(help="a bundle directory: card.json + its artifacts")],
+) -> None:
+    """Verify a bundle against its card and register it as a new, immutable version."""
+    registry = open_configured_registry(ctx)
+    card = registry.register(bundle)
+    out.print(f"registered {card.ref} in {registry.location}", highlight=False)
+
+
+def headline_metrics(card: ModelCard) -> dict[str, float]:
+    """Held-out figures of the deployed blend (else of the first model the card reports)."""
+    if "blend" in card.metrics:
+        return card.metrics["blend"]
+    return next(iter(card.metrics.values()), {})
+
+
+def card_view(card: ModelCard, aliases: list[str]) -> Group:
+    """A model card for people: key facts, held-out metrics, artifacts with their sha256."""
+    from models_store.card import feature_set_digest
+
+    data = card.training_data
+    facts = Table.grid(padding=(0, 2))
+    facts.add_column(style="bold")
+    facts.add_column(overflow="fold")
+    rows = {
+        "description": card.description or "-",
+        "created": f"{card.created_at:%Y-%m-%d %H:%M:%S %Z}".strip(),
+        "aliases": ", ".join(aliases) or "-",
+        "target": f"{card.target}, {card.horizon_days} days ahead",
+        "features": f"{len(card.features)} (digest {feature_set_digest(card.feature_names)[:12]})",
+        "training data": (
+            f"{data.events:,} events, {data.clients:,} clients, "
+            f"{data.history_start:%Y-%m-%d} to {data.history_end:%Y-%m-%d}"
+        ),
+        "cutoffs": (
+            f"{len(data.train_cutoffs)} train, {len(data.validation_cutoffs)} validation, "
+            f"{len(data.test_cutoffs)} test; rows "
+            + ", ".join(f"{split} {rows:,}" for split, rows in data.rows.items())
+        ),
+        "fingerprint": data.fingerprint,
+        "blend": ", ".join(f"{part} {weight:.2f}" for part, weight in card.blend.items()),
+        "interval": _interval(card),
+        "libraries": ", ".join(f"{lib} {version}" for lib, version in card.libraries.items()),
+    }
+    for component, parameters in card.hyperparameters.items():
+        rows[f"{component} parameters"] = ", ".join(f"{k}={v}" for k, v in parameters.items())
+    for key, value in rows.items():
+        facts.add_row(key, value)
+
+    metrics = Table(title="held-out metrics", title_justify="left")
+    names = [m for m in METRIC_ORDER if any(m in f for f in card.metrics.values())]
+    names += sorted({m for f in card.metrics.values() for m in f} - set(names))
+    metrics.add_column("model")
+    for metric in names:
+        metrics.add_column(metric, justify="right")
+    for model, figures in card.metrics.items():
+        metrics.add_row(model, *(_figure(figures.get(metric)) for metric in names))
+
+    artifacts = Table(title="artifacts", title_justify="left")
+    for column in ("artifact", "path", "format", "bytes", "sha256"):
+        artifacts.add_column(column, overflow="fold")
+    for key, entry in card.artifacts.items():
+        artifacts.add_row(key, entry.path, entry.format, f"{entry.bytes:,}", entry.sha256)
+    return Group(Panel(facts, title=card.ref, title_align="left", expand=False), metrics, artifacts)
+
+
+def _interval(card: ModelCard) -> str:
+    intervals = card.intervals
+    text = (
+        f"{intervals.method}, {intervals.level:.0%} level, half-width {intervals.quantile:.4g} "
+        f"({intervals.calibration_rows:,} calibration rows)"
+    )
+    if intervals.test_coverage is not None:
+        text += f", test coverage {intervals.test_coverage:.1%}"
+    return text
+
+
+def _figure(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4g}"

@@ -1,0 +1,119 @@
+"""`profitstream train`: the CLI glue around ``models_store.training``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import pandas as pd
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+
+from models_store.card import Target, version_key
+from models_store.dataset import parse_duration_days
+from models_store.errors import ModelNotFoundError
+from models_store.registry import open_registry
+from models_store.report import print_report, write_report
+from models_store.training import TrainingRequest, train
+from models_store.tuning import SearchBudget
+from streams.errors import ProfitstreamError
+from streams.settings import Settings
+from streams.simulate_command import oracle_rows_path
+
+BUDGETS = {
+    "standard": SearchBudget(),
+    # For tests and first looks: a few candidates, small forests.
+    "quick": SearchBudget(xgboost_candidates=4, forest_candidates=2, forest_trees=40),
+}
+
+
+@dataclass(frozen=True)
+class TrainOptions:
+    """What the user passed to `train`."""
+
+    events: Path
+    horizon: str
+    cutoffs: str
+    target: Target
+    level: float
+    validation_cutoffs: int
+    test_cutoffs: int
+    seed: int
+    budget: str
+    name: str
+    version: str | None
+    oracle: Path | None
+    report_dir: Path | None
+    register: bool
+    until: date | None
+
+
+def read_history(path: Path) -> pd.DataFrame:
+    """The event log, or one clear error."""
+    if not path.is_file():
+        raise ProfitstreamError(
+            f"no event history at {path}; export the topics or run "
+            "`profitstream simulate --out history.parquet`"
+        )
+    try:
+        return pd.read_parquet(path)
+    except Exception as exc:  # pyarrow raises many types for a bad file
+        raise ProfitstreamError(f"{path} is not a readable Parquet event log: {exc}") from exc
+
+
+def next_version(settings: Settings, name: str) -> str:
+    """One patch above the highest registered version of ``name``; 1.0.0 for a new name."""
+    try:
+        latest = open_registry(settings.registry_uri).card(name).version
+    except ModelNotFoundError:
+        return "1.0.0"
+    major, minor, patch = version_key(latest)
+    return f"{major}.{minor}.{patch + 1}"
+
+
+def run_training(options: TrainOptions, settings: Settings, console: Console) -> None:
+    """Train, print and write the report, and register the bundle unless asked not to."""
+    history = read_history(options.events)
+    oracle_file = options.oracle or oracle_rows_path(options.events)
+    oracle = pd.read_parquet(oracle_file) if oracle_file.is_file() else None
+    if options.oracle is not None and oracle is None:
+        raise ProfitstreamError(f"no oracle predictions at {options.oracle}")
+    version = options.version or next_version(settings, options.name)
+    until = (
+        None
+        if options.until is None
+        else datetime(
+            options.until.year, options.until.month, options.until.day, tzinfo=UTC
+        ).timestamp()
+    )
+    request = TrainingRequest(
+        name=options.name, version=version, horizon_days=parse_duration_days(options.horizon),
+        cutoffs=options.cutoffs, target=options.target, level=options.level,
+        validation_cutoffs=options.validation_cutoffs, test_cutoffs=options.test_cutoffs,
+        seed=options.seed, budget=BUDGETS[options.budget],
+        allowed_lateness_s=settings.allowed_lateness_s, until=until,
+    )  # fmt: skip
+    columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/"
+               "{task.total}"), TimeElapsedColumn())  # fmt: skip
+    with Progress(*columns, console=console) as bar:
+        tasks: dict[str, TaskID] = {}
+
+        def progress(step: str, done: int, total: int) -> None:
+            if step not in tasks:
+                tasks[step] = bar.add_task(step, total=total)
+            bar.update(tasks[step], completed=done, total=total)
+
+        result = train(history, request, settings.data_dir / "bundles", oracle, progress)
+    print_report(result, console)
+    report_dir = options.report_dir or settings.data_dir / "reports" / result.card.ref.replace(
+        "@", "-"
+    )
+    files = write_report(result, report_dir)
+    console.print(f"report: {files['html']} (and report.json, PNG plots)")
+    console.print(f"bundle: {result.bundle}")
+    if options.register:
+        card = open_registry(settings.registry_uri).register(result.bundle)
+        console.print(f"registered {card.ref} in {settings.registry_uri}")
+    else:
+        console.print(f"not registered: `profitstream models register {result.bundle}`")
