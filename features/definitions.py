@@ -15,7 +15,8 @@ from features.state import WIDTH, ClientState, F
 from features.windows import DAY_SECONDS, WINDOWS_DAYS, day_of, window_totals
 
 NAN = math.nan
-DAYS_PER_MONTH = 365.25 / 12
+DAYS_PER_YEAR = 365.25
+DAYS_PER_MONTH = DAYS_PER_YEAR / 12
 
 _WINDOWED = (
     "revenue",
@@ -54,6 +55,8 @@ _SCALAR = (
     "services_count",
     "managed_endpoints",
     "tenure_days",
+    "season_sin",
+    "season_cos",
 )
 FEATURE_NAMES: tuple[str, ...] = (
     *(f"{name}_{days}d" for days in WINDOWS_DAYS for name in _WINDOWED),
@@ -99,6 +102,13 @@ def _windowed(
 def _trend(recent: float, recent_days: int, longer: float, longer_days: int) -> float:
     """Daily rate of the recent window over that of the longer one (1.0 = steady)."""
     return _ratio(recent / recent_days, longer / longer_days)
+
+
+def _season(as_of: float) -> tuple[float, float]:
+    """Where ``as_of`` falls in the year, as a point on a circle (31 Dec is next to 1 Jan):
+    ticket load and project work follow the calendar."""
+    angle = 2 * math.pi * ((as_of / DAY_SECONDS) % DAYS_PER_YEAR) / DAYS_PER_YEAR
+    return math.sin(angle), math.cos(angle)
 
 
 def compute_features(state: ClientState, as_of: float) -> list[float]:
@@ -150,6 +160,7 @@ def compute_features(state: ClientState, as_of: float) -> list[float]:
             float(sum(1 for _, added in state.services.values() if added)),
             endpoints,
             _days_since(as_of, state.first_event_time),
+            *_season(as_of),
         ]
     )
     vector.extend(

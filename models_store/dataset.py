@@ -59,8 +59,13 @@ class TrainingSet:
 
     @property
     def labelled(self) -> pd.DataFrame:
-        """The rows with a defined label (ratio target: revenue in the horizon)."""
-        return self.frame[self.frame["label"].notna()]
+        """The rows the model learns from and is judged on: for the ratio, revenue in the
+        horizon; for the absolute margin, any money in it (a client that has left and
+        has neither revenue nor cost is no longer a client to predict)."""
+        frame = self.frame
+        if self.target == "margin_ratio":
+            return frame[frame["label"].notna()]
+        return frame[(frame["horizon_revenue"] > 0) | (frame["horizon_cost"] > 0)]
 
 
 def parse_duration_days(text: str) -> int:

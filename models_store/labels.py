@@ -7,7 +7,8 @@ everything else carry no money of the margin.
 
 Rule for clients without revenue in the horizon: the margin *ratio* is undefined (NaN);
 such (client, cutoff) rows are left out of training and evaluation of the ratio target
-and counted in the report. The *absolute* margin (revenue − cost) is always defined.
+and counted in the report. The *absolute* margin (revenue − cost) is always defined; its
+rows leave out only clients with neither revenue nor cost in the horizon (gone).
 
 Labels use every valid event once (de-duplicated by ``event_id``), late ones included:
 lateness decides what the stream could know at the time, not what happened.

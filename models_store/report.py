@@ -18,6 +18,7 @@ from rich.table import Table
 
 from models_store.training import TrainingResult, describe
 
+EXCLUDED = {"margin_ratio": "no revenue in the horizon", "margin_abs": "no money in the horizon"}
 MODEL_LABELS = {
     "blend": "blend (deployed)",
     "xgboost": "XGBoost",
@@ -50,8 +51,8 @@ def print_report(result: TrainingResult, console: Console) -> None:
         f"{card.intervals.level:.0%} interval: held-out coverage "
         f"{blend['interval_coverage']:.1%}, mean width {blend['interval_mean_width']:.3f}",
         f"rows: train {data.rows['train']:,}, validation {data.rows['validation']:,}, test "
-        f"{data.rows['test']:,}; left out (no revenue in the horizon): "
-        f"{data.rows['excluded_no_revenue']:,}",
+        f"{data.rows['test']:,}; left out ({EXCLUDED[card.target]}): "
+        f"{data.rows['excluded']:,}",
         f"drivers: {card.explanations['cost_us_per_row_batch']:.0f} µs/row in batches, "
         f"{card.explanations['cost_us_single_row']:.0f} µs for one row",
         f"time: {result.timings['total_s']:.0f} s (features {result.timings['features_s']:.0f} s, "

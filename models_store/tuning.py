@@ -20,9 +20,11 @@ from sklearn.model_selection import HalvingRandomSearchCV, PredefinedSplit
 from xgboost import XGBRegressor
 
 XGBOOST_SPACE: dict[str, Any] = {
-    "n_estimators": randint(150, 700),
+    # Depth and tree count also bound the cost of per-prediction TreeSHAP drivers
+    # (trees × leaves × depth²): depth <= 5 keeps it near 100 µs per row.
+    "n_estimators": randint(150, 600),
     "learning_rate": loguniform(0.02, 0.2),
-    "max_depth": randint(3, 7),
+    "max_depth": randint(3, 6),
     "min_child_weight": loguniform(1.0, 50.0),
     "subsample": uniform(0.6, 0.4),
     "colsample_bytree": uniform(0.4, 0.6),
@@ -50,7 +52,10 @@ class SearchBudget:
 
 def xgboost_estimator(seed: int, jobs: int, **params: Any) -> XGBRegressor:
     """The XGBoost family with its fixed settings."""
-    settings: dict[str, Any] = {"objective": "reg:squarederror", "tree_method": "hist", **params}
+    # Absolute error: the conditional median is robust to the heavy tails of margin ratios
+    # (a client with little revenue in the horizon can sit at -150%); it gave better
+    # held-out R² and MAE than squared error on the simulator.
+    settings: dict[str, Any] = {"objective": "reg:absoluteerror", "tree_method": "hist", **params}
     return XGBRegressor(random_state=seed, n_jobs=jobs, **settings)
 
 
@@ -87,7 +92,8 @@ def search(
         n_candidates=candidates,
         factor=budget.factor,
         resource="n_samples",
-        min_resources=max(1000, y_train.size // budget.factor**2),
+        # The first round sees a ninth of the rows (at least 500, for small data a third).
+        min_resources=max(min(500, y.size // budget.factor), y_train.size // budget.factor**2),
         cv=PredefinedSplit(fold),
         scoring="neg_mean_squared_error",
         refit=False,

@@ -96,7 +96,7 @@ def run_training(options: TrainOptions, settings: Settings, console: Console) ->
     )  # fmt: skip
     columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/"
                "{task.total}"), TimeElapsedColumn())  # fmt: skip
-    with Progress(*columns, console=console) as bar:
+    with Progress(*columns, console=console, transient=True) as bar:
         tasks: dict[str, TaskID] = {}
 
         def progress(step: str, done: int, total: int) -> None:

@@ -1,0 +1,178 @@
+"""Training end to end on a small simulated portfolio (pure: no broker, no Redis)."""
+
+from __future__ import annotations
+
+import pickle
+import shutil
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from features.definitions import FEATURE_NAMES
+from features.simulator import history_frame, oracle_rows, simulate, simulated_messages
+from models_store.bundle import verify_bundle
+from models_store.card import FeatureSpec
+from models_store.errors import ArtifactIntegrityError, FeatureMismatchError, TrainingDataError
+from models_store.profit_model import ProfitModel
+from models_store.report import write_report
+from models_store.training import TrainingRequest, TrainingResult, train
+from models_store.tuning import SearchBudget
+
+START = datetime(2024, 1, 1, tzinfo=UTC).timestamp()
+QUICK = SearchBudget(xgboost_candidates=4, forest_candidates=2, forest_trees=30)
+
+
+def _request(**changes: object) -> TrainingRequest:
+    base = TrainingRequest(name="profitability", version="1.0.0", validation_cutoffs=2,
+                           test_cutoffs=2, budget=QUICK)  # fmt: skip
+    return TrainingRequest(**{**base.__dict__, **changes})
+
+
+@pytest.fixture(scope="module")
+def simulated() -> tuple[pd.DataFrame, pd.DataFrame]:
+    portfolio = simulate(150, 16, seed=3, start=START)
+    log = history_frame(simulated_messages(portfolio, malformed=0.01, duplicate=0.01, late=0.01))
+    return log, oracle_rows(portfolio, draws_per_cutoff=4)
+
+
+@pytest.fixture(scope="module")
+def trained(
+    simulated: tuple[pd.DataFrame, pd.DataFrame], tmp_path_factory: pytest.TempPathFactory
+) -> TrainingResult:
+    log, oracle = simulated
+    return train(log, _request(), tmp_path_factory.mktemp("bundles"), oracle)
+
+
+def _test_matrix(result: TrainingResult, log: pd.DataFrame) -> np.ndarray:
+    from models_store.dataset import build_training_set, load_history
+
+    history = load_history(log)
+    cutoffs = sorted(result.test["cutoff"].unique())
+    frame = build_training_set(history, cutoffs, 90 * 86_400.0).frame
+    frame = frame[frame["label"].notna()].reset_index(drop=True)
+    assert list(frame["client_id"]) == list(result.test["client_id"])
+    return frame[list(FEATURE_NAMES)].to_numpy()
+
+
+def test_the_bundle_is_complete_and_loads_to_the_same_predictions(
+    trained: TrainingResult, simulated: tuple[pd.DataFrame, pd.DataFrame]
+) -> None:
+    card = verify_bundle(trained.bundle)
+    assert card.feature_names == FEATURE_NAMES
+    assert card.target == "margin_ratio"
+    assert card.horizon_days == 90
+    assert set(card.artifacts) == {"xgboost", "random_forest", "interval_scale"}
+    assert card.artifacts["xgboost"].format == "xgboost-ubj"
+    assert card.blend["xgboost"] + card.blend["random_forest"] == pytest.approx(1.0)
+    assert len(card.training_data.fingerprint) == 64
+    assert card.training_data.test_cutoffs[-1] > card.training_data.validation_cutoffs[-1]
+    assert {"xgboost", "scikit-learn", "python"} <= set(card.libraries)
+    assert {"blend", "xgboost", "random_forest", "persistence", "portfolio_mean"} <= set(
+        card.metrics
+    )
+    model = ProfitModel.load(trained.bundle, card)
+    x = _test_matrix(trained, simulated[0])
+    predicted = model.predict(x)
+    np.testing.assert_allclose(predicted, trained.test["blend"], rtol=1e-12, atol=1e-12)
+    lower, upper = model.interval(x, predicted)
+    np.testing.assert_allclose(lower, trained.test["lower"], rtol=1e-12, atol=1e-12)
+    covered = np.mean((trained.test["actual"] >= lower) & (trained.test["actual"] <= upper))
+    assert covered == pytest.approx(card.intervals.test_coverage)
+    contributions = model.contributions(x[:5])
+    # TreeSHAP is exact: contributions plus the bias add up to the XGBoost prediction.
+    boosted, _ = model.components(x[:5])
+    np.testing.assert_allclose(contributions.sum(axis=1), boosted, rtol=1e-4, atol=1e-4)
+
+
+def test_the_model_learns_and_the_labels_match_the_oracles(trained: TrainingResult) -> None:
+    metrics = trained.card.metrics
+    assert metrics["blend"]["r2"] > metrics["portfolio_mean"]["r2"] + 0.1
+    assert metrics["blend"]["mae"] < metrics["persistence"]["mae"]
+    assert trained.oracle is not None
+    assert trained.oracle["label_max_abs_difference"] < 1e-9
+    assert 0.5 < trained.card.intervals.test_coverage <= 1.0  # type: ignore[operator]
+
+
+def test_the_same_seed_trains_the_same_model(
+    trained: TrainingResult,
+    simulated: tuple[pd.DataFrame, pd.DataFrame],
+    tmp_path: Path,
+) -> None:
+    again = train(simulated[0], _request(), tmp_path)
+    assert again.card.training_data.fingerprint == trained.card.training_data.fingerprint
+    assert again.card.hyperparameters == trained.card.hyperparameters
+    # Equal up to the last bit or two: threads may sum a forest's trees in another order.
+    np.testing.assert_allclose(again.test["blend"], trained.test["blend"], rtol=1e-9, atol=1e-12)
+
+
+def test_a_tampered_forest_is_refused_before_it_is_unpickled(
+    trained: TrainingResult, tmp_path: Path
+) -> None:
+    card = verify_bundle(trained.bundle)
+    bundle = tmp_path / "bundle"
+    shutil.copytree(trained.bundle, bundle)
+    marker = tmp_path / "unpickled"
+    # A pickle that runs code when loaded: it would create the marker file.
+    payload = pickle.dumps(_Touch(str(marker)))
+    (bundle / card.artifacts["random_forest"].path).write_bytes(payload)
+    with pytest.raises(ArtifactIntegrityError, match="changed or corrupted"):
+        ProfitModel.load(bundle, card)
+    assert not marker.exists()
+    shutil.copy(trained.bundle / card.artifacts["random_forest"].path, bundle)
+    (bundle / card.artifacts["xgboost"].path).unlink()
+    with pytest.raises(ArtifactIntegrityError, match="missing"):
+        ProfitModel.load(bundle, card)
+
+
+class _Touch:
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def __reduce__(self) -> tuple[object, tuple[str, str]]:
+        return (open, (self.path, "w"))
+
+
+def test_features_that_differ_from_the_running_code_are_refused(trained: TrainingResult) -> None:
+    card = verify_bundle(trained.bundle)
+    renamed = [FeatureSpec(name="revenue_45d"), *card.features[1:]]
+    with pytest.raises(FeatureMismatchError, match="revenue_30d"):
+        ProfitModel.load(trained.bundle, card.model_copy(update={"features": renamed}))
+    swapped = [card.features[1], card.features[0], *card.features[2:]]
+    with pytest.raises(FeatureMismatchError, match="another order"):
+        ProfitModel.load(trained.bundle, card.model_copy(update={"features": swapped}))
+
+
+def test_the_report_has_json_html_and_plots(trained: TrainingResult, tmp_path: Path) -> None:
+    files = write_report(trained, tmp_path / "report")
+    for key in ("json", "html", "predicted_vs_actual", "residuals", "importance"):
+        assert files[key].stat().st_size > 500, key
+    page = files["html"].read_text()
+    assert page.count("data:image/png;base64,") == 3
+    assert "persistence" in page
+
+
+def test_too_short_a_history_is_one_clear_error(
+    simulated: tuple[pd.DataFrame, pd.DataFrame], tmp_path: Path
+) -> None:
+    log = simulated[0]
+    short = log[log["event_time"] < START + 200 * 86_400]
+    with pytest.raises(TrainingDataError, match="too few for a purged split"):
+        train(short, _request(), tmp_path)
+    with pytest.raises(TrainingDataError, match="shorter --horizon"):
+        train(log, _request(horizon_days=900), tmp_path)
+    assert not any(tmp_path.iterdir())  # nothing half-written
+
+
+def test_the_absolute_margin_target_keeps_clients_without_revenue(
+    simulated: tuple[pd.DataFrame, pd.DataFrame], tmp_path: Path
+) -> None:
+    result = train(simulated[0], _request(target="margin_abs"), tmp_path)
+    card = result.card
+    assert card.target == "margin_abs"
+    assert card.training_data.rows["excluded"] > 0  # clients gone before the horizon
+    assert result.oracle is None  # the simulator's oracle is of the ratio
+    assert (result.test["actual"] <= 0).any()  # churned clients: costs, no revenue
+    assert card.metrics["blend"]["r2"] > card.metrics["portfolio_mean"]["r2"]
