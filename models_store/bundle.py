@@ -8,9 +8,6 @@ the card's sha256, and no unlisted file may sit beside them.
 from __future__ import annotations
 
 import hashlib
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -77,18 +74,3 @@ def verify_bundle(bundle: Path, card: ModelCard | None = None) -> ModelCard:
     if stray:
         raise InvalidBundleError(f"{card.ref}: bundle {bundle} holds unlisted files {stray[:5]}")
     return card
-
-
-def publish_directory(source: Path, destination: Path) -> None:
-    """Copy ``source`` to ``destination`` all or nothing: copy beside it, then rename.
-
-    ``destination`` must not exist; a failure leaves no partial directory behind.
-    """
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{destination.name}.", dir=destination.parent))
-    try:
-        shutil.copytree(source, staging, dirs_exist_ok=True)
-        os.rename(staging, destination)  # atomic on one filesystem; fails if it exists
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
