@@ -244,6 +244,7 @@ def train(
                     np.max(np.abs(joined["actual_x"] - joined["actual_y"]))),
             }  # fmt: skip
 
+    step("evaluating on the test cutoffs", 1)
     step("explaining (TreeSHAP)")
     contributions = model.contributions(x_test)
     importance = pd.Series(

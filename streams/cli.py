@@ -93,6 +93,7 @@ def config(ctx: typer.Context) -> None:
         except ProfitstreamError as exc:
             shown = f"[yellow]{exc}[/]"
         table.add_row(label, shown)
+    table.add_row("model registry (resolved)", settings.registry_uri)
     out.print(table)
 
 

@@ -108,6 +108,7 @@ def test_config_masks_secrets(tmp_path: Path) -> None:
     assert "pw-123" not in result.stdout
     assert "redis://:***@cache:6379/0" in result.stdout
     assert "k1:9092" in result.stdout
+    assert str(tmp_path / "registry") in result.stdout  # the default model registry
 
 
 def test_unknown_command_is_a_usage_error() -> None:
