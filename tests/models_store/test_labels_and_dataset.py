@@ -40,14 +40,24 @@ def portfolio_and_log() -> tuple[object, pd.DataFrame]:
     return portfolio, history_frame(messages)
 
 
+@pytest.fixture(scope="module")
+def training_rows(
+    portfolio_and_log: tuple[object, pd.DataFrame],
+) -> tuple[list[float], pd.DataFrame]:
+    """The cutoffs of the default schedule and the training set's rows over them."""
+    history = load_history(portfolio_and_log[1])
+    cutoffs = cutoff_schedule("30d", history, HORIZON_S)
+    return cutoffs, build_training_set(history, cutoffs, HORIZON_S).frame
+
+
 def test_labels_equal_the_simulators_drawn_margins(
     portfolio_and_log: tuple[object, pd.DataFrame],
+    training_rows: tuple[list[float], pd.DataFrame],
 ) -> None:
-    portfolio, log = portfolio_and_log
-    history = load_history(log)
-    cutoffs = cutoff_schedule("30d", history, HORIZON_S)
+    portfolio, _ = portfolio_and_log
+    cutoffs, rows = training_rows
     assert len(cutoffs) == 10 - HORIZON_PERIODS  # every period boundary with a whole horizon
-    frame = build_training_set(history, cutoffs, HORIZON_S).frame.set_index(["client_id", "cutoff"])
+    frame = rows.set_index(["client_id", "cutoff"])
     compared = 0
     for client_id, _, draws, _ in portfolio.clients:  # type: ignore[attr-defined]
         for k in range(1, 10 - HORIZON_PERIODS + 1):
@@ -67,11 +77,10 @@ def test_labels_equal_the_simulators_drawn_margins(
 
 def test_features_at_each_cutoff_are_the_offline_builders_with_late_and_duplicate_events(
     portfolio_and_log: tuple[object, pd.DataFrame],
+    training_rows: tuple[list[float], pd.DataFrame],
 ) -> None:
     _, log = portfolio_and_log
-    history = load_history(log)
-    cutoffs = cutoff_schedule("30d", history, HORIZON_S)
-    frame = build_training_set(history, cutoffs, HORIZON_S).frame
+    cutoffs, frame = training_rows
     for cutoff in cutoffs:
         mine = frame[frame["cutoff"] == cutoff].set_index("client_id")[list(FEATURE_NAMES)]
         offline = build_features(log, cutoff - AS_OF_BEFORE_CUTOFF_S)
@@ -80,13 +89,13 @@ def test_features_at_each_cutoff_are_the_offline_builders_with_late_and_duplicat
 
 def test_no_feature_uses_an_event_after_its_cutoff(
     portfolio_and_log: tuple[object, pd.DataFrame],
+    training_rows: tuple[list[float], pd.DataFrame],
 ) -> None:
     """Rows of cutoff t are identical when every event after t is removed from the log
     (and when the events after t are shuffled in time), so nothing after t leaks in."""
     _, log = portfolio_and_log
     history = load_history(log)
-    cutoffs = cutoff_schedule("30d", history, HORIZON_S)
-    full = build_training_set(history, cutoffs, HORIZON_S).frame
+    cutoffs, full = training_rows
     rng = np.random.default_rng(0)
     for cutoff in (cutoffs[0], cutoffs[len(cutoffs) // 2]):
         as_of = cutoff - AS_OF_BEFORE_CUTOFF_S
