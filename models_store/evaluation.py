@@ -32,7 +32,8 @@ def mean_baseline(rows: int, training_mean: float) -> np.ndarray:
 def best_blend_weight(
     actual: np.ndarray, first: np.ndarray, second: np.ndarray, grid: int = 21
 ) -> float:
-    """Weight w in [0, 1] of ``first`` minimising the squared error of w·first + (1−w)·second."""
+    """Weight w in [0, 1] of ``first`` minimising the mean absolute error of
+    w·first + (1−w)·second (ties: the larger w)."""
     weights = np.linspace(0.0, 1.0, grid)
-    errors = [float(np.mean((w * first + (1 - w) * second - actual) ** 2)) for w in weights]
-    return float(weights[int(np.argmin(errors))])
+    errors = [float(np.mean(np.abs(w * first + (1 - w) * second - actual))) for w in weights]
+    return float(weights[len(weights) - 1 - int(np.argmin(errors[::-1]))])

@@ -157,11 +157,11 @@ def train(
 
     mark = time.perf_counter()
     step("tuning XGBoost (successive halving)")
-    xgb_params, xgb_valid_mse = search("xgboost", x_train, y_train, x_valid, y_valid,
+    xgb_params, xgb_valid_mae = search("xgboost", x_train, y_train, x_valid, y_valid,
                                        request.seed, budget)  # fmt: skip
     step("tuning XGBoost (successive halving)", 1)
     step("tuning Random Forest (successive halving)")
-    rf_params, rf_valid_mse = search("random_forest", x_train, y_train, x_valid, y_valid,
+    rf_params, rf_valid_mae = search("random_forest", x_train, y_train, x_valid, y_valid,
                                      request.seed, budget)  # fmt: skip
     step("tuning Random Forest (successive halving)", 1)
     timings["tuning_s"] = time.perf_counter() - mark
@@ -219,8 +219,11 @@ def train(
     metrics["blend"]["mae_vs_persistence"] = (
         1.0 - metrics["blend"]["mae"] / metrics["persistence"]["mae"]
     )
-    metrics["validation"] = {"xgboost_mse": xgb_valid_mse, "random_forest_mse": rf_valid_mse,
-                             "blend_mse": float(np.mean((valid_blend - y_valid) ** 2))}  # fmt: skip
+    metrics["validation"] = {
+        "xgboost_mae": xgb_valid_mae,
+        "random_forest_mae": rf_valid_mae,
+        "blend_mae": float(np.mean(np.abs(valid_blend - y_valid))),
+    }
     test = test_rows[["client_id", "cutoff"]].reset_index(drop=True)
     test["actual"] = y_test
     for name, values in predictions.items():

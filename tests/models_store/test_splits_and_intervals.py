@@ -76,5 +76,7 @@ def test_metrics_and_baselines() -> None:
     rng = np.random.default_rng(1)
     truth = rng.normal(size=500)
     first, second = truth + rng.normal(0, 0.5, 500), truth + rng.normal(0, 1.0, 500)
-    # Inverse-variance weighting: 1/0.25 : 1/1 → w = 0.8.
+    # For Gaussian errors the least-MAE blend is the least-variance one: 1/0.25 : 1/1 → 0.8.
     assert best_blend_weight(truth, first, second) == pytest.approx(0.8, abs=0.1)
+    assert best_blend_weight(truth, truth, second) == 1.0
+    assert best_blend_weight(truth, second, truth) == 0.0
