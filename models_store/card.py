@@ -68,6 +68,7 @@ class IntervalCalibration(_Frozen):
     quantile: float = Field(ge=0)  # the calibrated half-width (in units of the scale model)
     calibration_rows: int
     test_coverage: float | None = None
+    test_mean_width: float | None = None
 
 
 class ModelCard(_Frozen):
@@ -84,7 +85,11 @@ class ModelCard(_Frozen):
     training_data: TrainingData
     hyperparameters: dict[str, dict[str, Any]]
     blend: dict[str, float]  # component -> weight, summing to 1
-    metrics: dict[str, dict[str, float]]  # held-out figures per model and baseline
+    # Held-out (test) figures per model and baseline: r2, mae, rmse, bias, rows; "oracle"
+    # (expected R² and MAE on the same rows) when trained on simulator data.
+    metrics: dict[str, dict[str, float]]
+    # Validation MAE per model: what tuning and the blend weight were chosen on.
+    validation: dict[str, float] = Field(default_factory=dict)
     intervals: IntervalCalibration
     explanations: dict[str, Any]
     libraries: dict[str, str]

@@ -44,12 +44,13 @@ def print_report(result: TrainingResult, console: Console) -> None:
                       f"{result.oracle['mae']:.4f}", "", "", style="dim")  # fmt: skip
     console.print(table)
     blend = card.metrics["blend"]
+    better = 1.0 - blend["mae"] / card.metrics["persistence"]["mae"]
     lines = [
         f"blend weights: XGBoost {card.blend['xgboost']:.2f}, "
         f"Random Forest {card.blend['random_forest']:.2f} (chosen on validation)",
-        f"MAE {blend['mae_vs_persistence']:.1%} better than persistence",
+        f"MAE {better:.1%} better than persistence",
         f"{card.intervals.level:.0%} interval: held-out coverage "
-        f"{blend['interval_coverage']:.1%}, mean width {blend['interval_mean_width']:.3f}",
+        f"{card.intervals.test_coverage:.1%}, mean width {card.intervals.test_mean_width:.3f}",
         f"rows: train {data.rows['train']:,}, validation {data.rows['validation']:,}, test "
         f"{data.rows['test']:,}; left out ({EXCLUDED[card.target]}): "
         f"{data.rows['excluded']:,}",
@@ -135,7 +136,6 @@ def _html(result: TrainingResult, files: dict[str, Path]) -> str:
         f'{base64.b64encode(files[key].read_bytes()).decode()}">'
         for key in ("predicted_vs_actual", "residuals", "importance")
     )
-    blend = card.metrics["blend"]
     return f"""<!doctype html><html><head><meta charset="utf-8">
 <title>{html.escape(card.ref)} training report</title>
 <style>body{{font-family:sans-serif;max-width:1100px;margin:2em auto}}
@@ -147,7 +147,7 @@ td:first-child{{text-align:left}}img{{max-width:100%;display:block;margin:1em 0}
 <table><tr><th>model</th><th>R²</th><th>MAE</th><th>RMSE</th><th>bias</th></tr>
 {"".join(rows)}</table>
 <p>{card.intervals.level:.0%} interval coverage on the test rows:
-{blend["interval_coverage"]:.1%} (mean width {blend["interval_mean_width"]:.3f}).
+{card.intervals.test_coverage:.1%} (mean width {card.intervals.test_mean_width:.3f}).
 Blend: XGBoost {card.blend["xgboost"]:.2f}, Random Forest {card.blend["random_forest"]:.2f}.</p>
 {images}</body></html>
 """

@@ -214,12 +214,7 @@ def train(
     }
     metrics = {name: regression_metrics(y_test, p) for name, p in predictions.items()}
     test_coverage = coverage(y_test, lower, upper)
-    metrics["blend"]["interval_coverage"] = test_coverage
-    metrics["blend"]["interval_mean_width"] = float(np.mean(upper - lower))
-    metrics["blend"]["mae_vs_persistence"] = (
-        1.0 - metrics["blend"]["mae"] / metrics["persistence"]["mae"]
-    )
-    metrics["validation"] = {
+    validation = {
         "xgboost_mae": xgb_valid_mae,
         "random_forest_mae": rf_valid_mae,
         "blend_mae": float(np.mean(np.abs(valid_blend - y_valid))),
@@ -246,6 +241,8 @@ def train(
                 "label_max_abs_difference": float(
                     np.max(np.abs(joined["actual_x"] - joined["actual_y"]))),
             }  # fmt: skip
+            metrics["oracle"] = {"r2": oracle["expected_r2"], "mae": oracle["mae"],
+                                 "rows": oracle["rows"]}  # fmt: skip
 
     step("evaluating on the test cutoffs", 1)
     step("explaining (TreeSHAP)")
@@ -299,12 +296,14 @@ def train(
         },
         blend={"xgboost": weight, "random_forest": 1.0 - weight},
         metrics=metrics,
+        validation=validation,
         intervals=IntervalCalibration(
             method="split conformal, normalised by an XGBoost model of the forest's OOB error",
             level=request.level,
             quantile=model.quantile,
             calibration_rows=len(valid_rows),
             test_coverage=test_coverage,
+            test_mean_width=float(np.mean(upper - lower)),
         ),
         explanations=explanations,
         libraries=_libraries(),
