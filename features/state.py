@@ -118,6 +118,15 @@ class ClientState:
         """The latest event time applied, over both streams."""
         return max(self.watermarks.values()) if self.watermarks else None
 
+    @property
+    def latest_event(self) -> tuple[str, float] | None:
+        """(event_id, event time) of the latest applied event (ties: the greatest id)."""
+        remembered = [(ts, event_id) for ids in self.seen.values() for event_id, ts in ids.items()]
+        if not remembered:
+            return None
+        ts, event_id = max(remembered)
+        return event_id, ts
+
     def bucket(self, timestamp: float) -> list[float]:
         """The (new or existing) bucket of a timestamp's day."""
         day = day_of(timestamp)

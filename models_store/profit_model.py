@@ -91,6 +91,9 @@ class ProfitModel:
         scale = xgboost.Booster()
         scale.load_model(bundle / card.artifacts["interval_scale"].path)
         forest: Any = joblib.load(bundle / card.artifacts["random_forest"].path)
+        # One thread: threads add the trees up in any order, which changes the last bit of
+        # a prediction; a replay must reproduce predictions exactly.
+        forest.n_jobs = 1
         return cls(
             xgboost_model=booster,
             forest=forest,

@@ -236,6 +236,29 @@ def train(
 
 
 @cli.command()
+def score(
+    ctx: typer.Context,
+    source: Annotated[
+        Path, typer.Option("--in", help="feature rows or an event log (.parquet or .csv)")
+    ],
+    destination: Annotated[Path, typer.Option("--out", help="predictions (.parquet or .csv)")],
+    model: Annotated[
+        str | None, typer.Option(help="NAME@VERSION or NAME@ALIAS (env PROFITSTREAM_MODEL)")
+    ] = None,
+    as_of: Annotated[
+        datetime | None,
+        typer.Option(formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S"], help="for an event log (UTC)"),
+    ] = None,
+) -> None:
+    """Batch predictions with interval, risk tier and drivers, as the stream would emit them."""
+    from streams.score_command import ScoreRequest, run_scoring
+
+    when = None if as_of is None else as_of.replace(tzinfo=UTC)
+    request = ScoreRequest(source=source, destination=destination, model=model, as_of=when)
+    run_scoring(request, load_settings(ctx), err)
+
+
+@cli.command()
 def schemas(
     out_dir: Annotated[Path, typer.Option("--out", help="docs directory to write into")] = Path(
         "docs"

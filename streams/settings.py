@@ -103,6 +103,10 @@ class Settings(BaseSettings):
         default=None,
         description="a directory or mlflow+sqlite:///path.db (default DATA_DIR/registry)",
     )
+    model: str = Field(
+        default="profitability",
+        description="the model to score with: NAME (its highest version), NAME@X.Y.Z or NAME@ALIAS",
+    )
     topics: TopicNames = TopicNames()
     topic_partitions: int = Field(default=8, ge=1, le=1024)
     processing_guarantee: ProcessingGuarantee = "at_least_once"

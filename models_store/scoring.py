@@ -1,0 +1,128 @@
+"""From feature vectors to predictions: margin, interval, risk tier, drivers, identity.
+
+Pure except for the model call: the stream, `profitstream score` and `POST /predict` all
+score through ``Scorer.score`` (one model call per batch), so a prediction is the same
+wherever it is made.
+
+Risk tiers, by the predicted margin ratio m of the horizon:
+``loss`` m < 0 · ``at_risk`` 0 <= m < 0.25 · ``healthy`` 0.25 <= m < 0.5 · ``strong`` m >= 0.5.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from features.definitions import FEATURE_NAMES
+from models_store.card import ModelCard
+from models_store.profit_model import ProfitModel
+from models_store.registry import ModelRegistry
+
+TIER_BOUNDS: tuple[tuple[str, float], ...] = (("loss", 0.0), ("at_risk", 0.25),
+                                              ("healthy", 0.5))  # fmt: skip
+TOP_TIER = "strong"
+DEFAULT_DRIVERS = 5
+
+
+def risk_tier(margin: float) -> str:
+    """The tier of a predicted margin ratio (see the module docstring)."""
+    for tier, upper in TIER_BOUNDS:
+        if margin < upper:
+            return tier
+    return TOP_TIER
+
+
+def prediction_id(client_id: str, event_id: str, model_ref: str) -> str:
+    """Deterministic id: the same client, triggering event and model give the same id, so a
+    replay after a crash re-emits it and consumers can de-duplicate."""
+    return hashlib.sha256(f"{client_id}\0{event_id}\0{model_ref}".encode()).hexdigest()[:32]
+
+
+@dataclass(frozen=True)
+class Driver:
+    """One feature's push on the prediction: its value and its SHAP contribution."""
+
+    feature: str
+    value: float | None  # None: the feature is undefined (NaN) for this client
+    contribution: float
+
+
+@dataclass(frozen=True)
+class Score:
+    """What the model says about one feature vector."""
+
+    margin: float
+    lower: float
+    upper: float
+    level: float
+    tier: str
+    drivers: tuple[Driver, ...]
+
+
+def top_drivers(
+    contributions: np.ndarray, values: np.ndarray, names: tuple[str, ...], k: int
+) -> tuple[Driver, ...]:
+    """The ``k`` features with the largest absolute contribution (the bias column dropped),
+    largest first; ties keep feature order."""
+    strengths = np.abs(contributions[: len(names)])
+    order = np.argsort(-strengths, kind="stable")[:k]
+    return tuple(
+        Driver(
+            feature=names[i],
+            value=None if math.isnan(values[i]) else float(values[i]),
+            contribution=float(contributions[i]),
+        )
+        for i in order
+    )
+
+
+class Scorer:
+    """A loaded, verified model version and how it turns rows into ``Score``s."""
+
+    def __init__(self, card: ModelCard, model: ProfitModel, drivers: int = DEFAULT_DRIVERS):
+        self.card = card
+        self.model = model
+        self.drivers = drivers
+
+    @classmethod
+    def from_registry(
+        cls, registry: ModelRegistry, ref: str, cache: Path, drivers: int = DEFAULT_DRIVERS
+    ) -> Scorer:
+        """Fetch ``ref`` (verified against the registry's card) and load it."""
+        card, bundle = registry.fetch(ref, cache)
+        return cls(card, ProfitModel.load(bundle, card), drivers)
+
+    @property
+    def ref(self) -> str:
+        """``name@version`` of the model."""
+        return self.card.ref
+
+    def score(self, features: np.ndarray) -> list[Score]:
+        """Scores of rows of the running feature vector (``FEATURE_NAMES`` order, which
+        ``ProfitModel.load`` checked is the model's), one model call for the batch."""
+        if features.ndim != 2 or features.shape[1] != len(FEATURE_NAMES):
+            raise ValueError(
+                f"expected rows of {len(FEATURE_NAMES)} features, not {features.shape}"
+            )
+        x = features
+        margin = self.model.predict(x)
+        lower, upper = self.model.interval(x, margin)
+        contributions = self.model.contributions(x) if self.drivers else None
+        names = self.card.feature_names
+        return [
+            Score(
+                margin=float(margin[i]),
+                lower=float(lower[i]),
+                upper=float(upper[i]),
+                level=self.model.level,
+                tier=risk_tier(float(margin[i])),
+                drivers=()
+                if contributions is None
+                else top_drivers(contributions[i], x[i], names, self.drivers),
+            )
+            for i in range(len(x))
+        ]

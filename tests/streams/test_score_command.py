@@ -1,0 +1,98 @@
+"""`profitstream score` as a user runs it: feature rows or an event log in, payload columns out."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from features.definitions import FEATURE_NAMES
+from features.offline import build_features
+from features.simulator import history_frame, simulate, simulated_messages
+from models_store.registry import open_registry
+from models_store.scoring import Scorer, prediction_id
+from models_store.training import TrainingRequest, train
+from models_store.tuning import SearchBudget
+from streams.score_command import OUTPUT_COLUMNS
+from tests.services.cli import assert_one_line_error, run_cli
+
+START = datetime(2024, 1, 1, tzinfo=UTC).timestamp()
+AS_OF = "2025-01-10T12:00:00"
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str], pd.DataFrame]:
+    """An event log on disk, and a registry holding a model trained on it."""
+    root = tmp_path_factory.mktemp("score")
+    log = history_frame(simulated_messages(simulate(80, 15, seed=6, start=START)))
+    log.to_parquet(root / "history.parquet")
+    request = TrainingRequest(name="profitability", version="1.0.0", validation_cutoffs=2,
+                              test_cutoffs=2, budget=SearchBudget(4, 2, 30))  # fmt: skip
+    result = train(log, request, root / "bundles")
+    open_registry(str(root / "registry")).register(result.bundle)
+    return root, {"PROFITSTREAM_MODEL_REGISTRY": str(root / "registry")}, log
+
+
+def test_feature_rows_and_the_event_log_give_the_same_predictions(
+    setup: tuple[Path, dict[str, str], pd.DataFrame], tmp_path: Path
+) -> None:
+    root, env, log = setup
+    from_log = tmp_path / "from_log.parquet"
+    result = run_cli("score", "--in", str(root / "history.parquet"), "--as-of", AS_OF,
+                     "--out", str(from_log), env=env)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "80 predictions by profitability@1.0.0" in result.stderr
+    predicted = pd.read_parquet(from_log)
+    assert list(predicted.columns) == list(OUTPUT_COLUMNS)
+
+    as_of = datetime.fromisoformat(AS_OF).replace(tzinfo=UTC).timestamp()
+    features = build_features(log, as_of).reset_index()
+    features["as_of"] = as_of
+    rows = tmp_path / "features.csv"
+    features.to_csv(rows, index=False)
+    from_rows = tmp_path / "from_rows.csv"
+    result = run_cli("score", "--in", str(rows), "--out", str(from_rows), "--model",
+                     "profitability@1.0.0", env=env)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    again = pd.read_csv(from_rows)
+    np.testing.assert_allclose(again["predicted_margin"], predicted["predicted_margin"],
+                               rtol=1e-9, atol=1e-12)  # fmt: skip
+    assert list(again["risk_tier"]) == list(predicted["risk_tier"])
+
+    scorer = Scorer.from_registry(open_registry(env["PROFITSTREAM_MODEL_REGISTRY"]),
+                                  "profitability@1.0.0", tmp_path / "cache")  # fmt: skip
+    direct = scorer.score(features[list(FEATURE_NAMES)].to_numpy())
+    np.testing.assert_array_equal(predicted["predicted_margin"], [s.margin for s in direct])
+    first = predicted.iloc[0]
+    assert first["prediction_id"] == prediction_id(first["client_id"], first["event_id"],
+                                                   "profitability@1.0.0")  # fmt: skip
+    assert first["features_as_of"].startswith("2025-01-10T12:00:00")
+    assert first["interval_lower"] <= first["predicted_margin"] <= first["interval_upper"]
+    drivers = json.loads(first["drivers"])
+    assert len(drivers) == 5
+    assert set(drivers[0]) == {"feature", "value", "contribution"}
+
+
+def test_bad_input_is_one_line_each(
+    setup: tuple[Path, dict[str, str], pd.DataFrame], tmp_path: Path
+) -> None:
+    root, env, _ = setup
+    history = str(root / "history.parquet")
+    out = str(tmp_path / "out.parquet")
+    assert_one_line_error(run_cli("score", "--in", history, "--out", out, env=env),
+                          "is an event log: pass --as-of")  # fmt: skip
+    partial = tmp_path / "partial.csv"
+    pd.DataFrame({"client_id": ["c"], "revenue_30d": [1.0]}).to_csv(partial, index=False)
+    assert_one_line_error(run_cli("score", "--in", str(partial), "--out", out, env=env),
+                          "lacks columns payments_30d")  # fmt: skip
+    missing = run_cli("score", "--in", history, "--as-of", AS_OF, "--out", out, "--model",
+                      "profitability@9.9.9", env=env)  # fmt: skip
+    assert_one_line_error(missing, "no version 9.9.9", "versions: 1.0.0")
+    json_out = str(tmp_path / "out.json")
+    wrong = run_cli("score", "--in", history, "--as-of", AS_OF, "--out", json_out, env=env)
+    assert_one_line_error(wrong, "use a .parquet or .csv")
+    assert not (tmp_path / "out.parquet").exists()
