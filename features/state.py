@@ -43,7 +43,7 @@ from features.events import (
 from features.windows import DAY_SECONDS, day_of, oldest_useful_day
 
 DEFAULT_ALLOWED_LATENESS_S = 7 * DAY_SECONDS
-STATE_FORMAT = 2
+STATE_FORMAT = 3  # 3 added ``emitted``; format 2 states still decode
 
 # Daily bucket layout: one float per field, summed over the day's events.
 BUCKET_FIELDS: tuple[str, ...] = (
@@ -81,6 +81,10 @@ class Outcome(StrEnum):
 # Last-writer-wins registers are ordered by (event_time, event_id): the order of
 # arrival then never decides which value wins.
 Stamp = tuple[float, str]
+# The last prediction the stream emitted for a client: (margin, risk tier, model ref,
+# experiment arm, event time). Kept with the state so a replay after a crash decides
+# emissions exactly as before.
+EmittedMemo = tuple[float, str, str, str | None, float]
 
 
 @dataclass(slots=True)
@@ -112,6 +116,7 @@ class ClientState:
     seen: dict[str, dict[str, float]] = field(default_factory=dict)
     offsets: dict[str, int] = field(default_factory=dict)
     version: int = 0
+    emitted: EmittedMemo | None = None
 
     @property
     def watermark(self) -> float | None:
@@ -336,6 +341,7 @@ def encode_state(state: ClientState) -> bytes:
                 state.seen,
                 state.offsets,
                 state.version,
+                None if state.emitted is None else list(state.emitted),
             ],
             use_bin_type=True,
         )
@@ -345,10 +351,12 @@ def encode_state(state: ClientState) -> bytes:
 def decode_state(raw: bytes) -> ClientState:
     """The inverse of ``encode_state``."""
     fields = msgpack.unpackb(raw, raw=False, strict_map_key=False)
-    if fields[0] != STATE_FORMAT:
-        raise ValueError(f"client state format {fields[0]} is not {STATE_FORMAT}")
+    if fields[0] not in (2, STATE_FORMAT):
+        raise ValueError(f"client state format {fields[0]} is not 2 or {STATE_FORMAT}")
+    if fields[0] == 2:
+        fields.append(None)
     (_, client_id, day_numbers, packed, watermarks, first, contact, payment, ticket, contract,
-     endpoints, services, seen, offsets, version) = fields  # fmt: skip
+     endpoints, services, seen, offsets, version, emitted) = fields  # fmt: skip
     flat = struct.unpack(f"<{len(packed) // 8}d", packed)
     return ClientState(
         client_id=client_id,
@@ -369,4 +377,5 @@ def decode_state(raw: bytes) -> ClientState:
         seen=seen,
         offsets=offsets,
         version=version,
+        emitted=None if emitted is None else tuple(emitted),
     )

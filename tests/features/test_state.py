@@ -211,3 +211,13 @@ def test_features_of_a_small_history() -> None:
     assert features["service_backup"] == 0.0
     assert features["term_remaining_days"] == 12 * 365.25 / 12 - 100.5
     assert set(features) == set(FEATURE_NAMES)
+
+
+def test_the_emitted_memo_round_trips_and_format_2_states_still_decode() -> None:
+    import msgpack
+
+    state = ClientState("client-7", version=3, emitted=(0.41, "healthy", "m@1.0.0", None, 1e9))
+    assert decode_state(encode_state(state)) == state
+    fields = msgpack.unpackb(encode_state(state), raw=False, strict_map_key=False)
+    old = msgpack.packb([2, *fields[1:-1]], use_bin_type=True)  # as format 2 wrote it
+    assert decode_state(old) == ClientState("client-7", version=3)
