@@ -266,15 +266,17 @@ def schemas(
 ) -> None:
     """Write the event contract: OUT/events.md and OUT/schemas/<topic>.schema.json."""
     from features.contract_docs import events_markdown, schema_files
+    from models_store.prediction import prediction_schema_file
 
+    files = {**schema_files(), **dict([prediction_schema_file()])}
     try:
         (out_dir / "schemas").mkdir(parents=True, exist_ok=True)
         (out_dir / "events.md").write_text(events_markdown())
-        for name, text in schema_files().items():
+        for name, text in files.items():
             (out_dir / "schemas" / name).write_text(text)
     except OSError as exc:
         raise ProfitstreamError(f"cannot write the contract under {out_dir}: {exc}") from exc
-    out.print(f"wrote {out_dir / 'events.md'} and {len(schema_files())} JSON Schema files")
+    out.print(f"wrote {out_dir / 'events.md'} and {len(files)} JSON Schema files")
 
 
 def main() -> None:

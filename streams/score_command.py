@@ -1,16 +1,15 @@
 """`profitstream score`: batch predictions for feature rows, or for an event history as of a time.
 
 The output has the prediction payload's fields as columns; drivers are a JSON list. Rows
-come in as Parquet or CSV with ``client_id`` and every feature column (extra columns
-``as_of``, ``event_id``, ``event_time`` are used when present), or as an event log
+come in as Parquet or CSV with ``client_id``, ``as_of`` and every feature column
+(``event_id`` and ``event_time`` are used when present), or as an event log
 (``features.offline`` columns) with ``--as-of``.
 """
 
 from __future__ import annotations
 
-import json
 import tempfile
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -21,17 +20,13 @@ from rich.progress import Progress
 
 from features.definitions import FEATURE_NAMES, compute_features
 from features.offline import HISTORY_COLUMNS, messages_of, parsed_events, replay
+from models_store.prediction import FLAT_COLUMNS, build_prediction
 from models_store.registry import open_registry
-from models_store.scoring import Score, Scorer, prediction_id
+from models_store.scoring import Score, Scorer
 from streams.errors import ProfitstreamError
 from streams.settings import Settings
 
 CHUNK_ROWS = 10_000
-OUTPUT_COLUMNS = (
-    "prediction_id", "client_id", "predicted_margin", "interval_lower", "interval_upper",
-    "interval_level", "risk_tier", "drivers", "model_name", "model_version", "experiment_id",
-    "experiment_arm", "event_id", "event_time", "features_as_of", "scored_at", "latency_ms",
-)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -92,15 +87,15 @@ def rows_from_history(history: pd.DataFrame, as_of: datetime) -> pd.DataFrame:
 
 
 def feature_rows(table: pd.DataFrame) -> pd.DataFrame:
-    """Check a feature-row table: ``client_id`` and every feature column, numbers only."""
-    missing = [c for c in ("client_id", *FEATURE_NAMES) if c not in table.columns]
+    """Check a feature-row table: ``client_id``, ``as_of`` and every feature, numbers only."""
+    missing = [c for c in ("client_id", "as_of", *FEATURE_NAMES) if c not in table.columns]
     if missing:
         shown = ", ".join(missing[:8]) + (
             f" and {len(missing) - 8} more" if len(missing) > 8 else ""
         )
         raise ProfitstreamError(
-            f"the input lacks columns {shown}; it needs client_id and every feature "
-            "(`profitstream schemas` lists them), or an event log with --as-of"
+            f"the input lacks columns {shown}; it needs client_id, as_of (epoch seconds or "
+            "ISO-8601) and every feature (docs/models.md), or an event log with --as-of"
         )
     try:
         table[list(FEATURE_NAMES)].to_numpy(dtype=np.float64)
@@ -115,7 +110,7 @@ def predictions_frame(scorer: Scorer, rows: pd.DataFrame, progress: Progress) ->
     """The payload fields, one row per input row; one model call per chunk of rows."""
     task = progress.add_task("scoring", total=len(rows))
     features = rows[list(FEATURE_NAMES)].to_numpy(dtype=np.float64)
-    scored_at = datetime.now(UTC).isoformat()
+    scored_at = datetime.now(UTC)
     out: list[dict[str, object]] = []
     for start in range(0, len(rows), CHUNK_ROWS):
         chunk = rows.iloc[start : start + CHUNK_ROWS]
@@ -123,40 +118,25 @@ def predictions_frame(scorer: Scorer, rows: pd.DataFrame, progress: Progress) ->
         for (_, row), score in zip(chunk.iterrows(), scores, strict=True):
             out.append(_payload_row(scorer, row, score, scored_at))
         progress.advance(task, len(chunk))
-    return pd.DataFrame(out, columns=list(OUTPUT_COLUMNS))
+    return pd.DataFrame(out, columns=list(FLAT_COLUMNS))
 
 
-def _payload_row(scorer: Scorer, row: pd.Series, score: Score, scored_at: str) -> dict[str, object]:
-    as_of = _optional(row, "as_of")
+def _payload_row(
+    scorer: Scorer, row: pd.Series, score: Score, scored_at: datetime
+) -> dict[str, object]:
+    as_of = row["as_of"]
     event_id = _optional(row, "event_id")
     event_time = _optional(row, "event_time")
-    as_of_s = None if as_of is None else _epoch(as_of)
-    # Without a triggering event, the time the features are as of identifies the input.
-    trigger = str(event_id) if event_id is not None else f"as_of:{as_of_s!r}"
-    client = str(row["client_id"])
-    return {
-        "prediction_id": prediction_id(client, trigger, scorer.ref),
-        "client_id": client,
-        "predicted_margin": score.margin,
-        "interval_lower": score.lower,
-        "interval_upper": score.upper,
-        "interval_level": score.level,
-        "risk_tier": score.tier,
-        "drivers": json.dumps([asdict(driver) for driver in score.drivers]),
-        "model_name": scorer.card.name,
-        "model_version": scorer.card.version,
-        "experiment_id": None,
-        "experiment_arm": None,
-        "event_id": None if event_id is None else str(event_id),
-        "event_time": _iso(None if event_time is None else _epoch(event_time)),
-        "features_as_of": _iso(as_of_s),
-        "scored_at": scored_at,
-        "latency_ms": None,  # a stream figure: from event production to prediction
-    }
-
-
-def _iso(epoch: float | None) -> str | None:
-    return None if epoch is None else datetime.fromtimestamp(epoch, UTC).isoformat()
+    prediction = build_prediction(
+        scorer.card,
+        str(row["client_id"]),
+        score,
+        event_id=None if event_id is None else str(event_id),
+        event_time=None if event_time is None else _epoch(event_time),
+        features_as_of=_epoch(as_of),
+        scored_at=scored_at,
+    )
+    return prediction.flat()
 
 
 def run_scoring(request: ScoreRequest, settings: Settings, console: Console) -> None:

@@ -13,11 +13,11 @@ import pytest
 from features.definitions import FEATURE_NAMES
 from features.offline import build_features
 from features.simulator import history_frame, simulate, simulated_messages
+from models_store.prediction import FLAT_COLUMNS
 from models_store.registry import open_registry
 from models_store.scoring import Scorer, prediction_id
 from models_store.training import TrainingRequest, train
 from models_store.tuning import SearchBudget
-from streams.score_command import OUTPUT_COLUMNS
 from tests.services.cli import assert_one_line_error, run_cli
 
 START = datetime(2024, 1, 1, tzinfo=UTC).timestamp()
@@ -47,7 +47,7 @@ def test_feature_rows_and_the_event_log_give_the_same_predictions(
     assert result.returncode == 0, result.stderr
     assert "80 predictions by profitability@1.0.0" in result.stderr
     predicted = pd.read_parquet(from_log)
-    assert list(predicted.columns) == list(OUTPUT_COLUMNS)
+    assert list(predicted.columns) == list(FLAT_COLUMNS)
 
     as_of = datetime.fromisoformat(AS_OF).replace(tzinfo=UTC).timestamp()
     features = build_features(log, as_of).reset_index()
@@ -88,7 +88,7 @@ def test_bad_input_is_one_line_each(
     partial = tmp_path / "partial.csv"
     pd.DataFrame({"client_id": ["c"], "revenue_30d": [1.0]}).to_csv(partial, index=False)
     assert_one_line_error(run_cli("score", "--in", str(partial), "--out", out, env=env),
-                          "lacks columns payments_30d")  # fmt: skip
+                          "lacks columns as_of, payments_30d")  # fmt: skip
     missing = run_cli("score", "--in", history, "--as-of", AS_OF, "--out", out, "--model",
                       "profitability@9.9.9", env=env)  # fmt: skip
     assert_one_line_error(missing, "no version 9.9.9", "versions: 1.0.0")
