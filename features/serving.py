@@ -16,12 +16,16 @@ def _text(value: float) -> str:
     return "nan" if math.isnan(value) else repr(value)
 
 
-def online_fields(state: ClientState) -> dict[str, str]:
-    """The hash of a client: every feature as of its latest event, plus when and which version."""
+def online_fields(state: ClientState, vector: list[float] | None = None) -> dict[str, str]:
+    """The hash of a client: every feature as of its latest event, plus when and which version.
+
+    ``vector``: the features as of the latest event, when the caller has them already.
+    """
     watermark = state.watermark
     if watermark is None:
         raise ValueError(f"client {state.client_id} has no applied event")
-    vector = compute_features(state, watermark)
+    if vector is None:
+        vector = compute_features(state, watermark)
     fields = {name: _text(value) for name, value in zip(FEATURE_NAMES, vector, strict=True)}
     fields["as_of"] = repr(watermark)
     fields["version"] = str(state.version)

@@ -7,6 +7,8 @@ from typing import Any
 import faust
 
 from features.online_store import OnlineStore
+from models_store.emission import EmissionPolicy
+from models_store.scoring import Scorer
 from streams import commit_guard
 from streams.agents import register_agents
 from streams.client_table import declare_client_table
@@ -14,6 +16,7 @@ from streams.feature_pipeline import FeaturePipeline
 from streams.gap_reader import GapReader
 from streams.input_reader import InputReader
 from streams.preflight import aiokafka_security_kwargs
+from streams.scoring_stage import ScoringStage
 from streams.settings import KafkaSecurity, Settings
 from streams.topics import declare_topics
 from streams.views import register_views
@@ -37,8 +40,11 @@ def broker_credentials(
     return None
 
 
-def create_app(settings: Settings, bootstrap: list[str], redis_url: str) -> faust.App:
-    """A Faust app for ``settings`` on the given broker and Redis."""
+def create_app(
+    settings: Settings, bootstrap: list[str], redis_url: str, scorer: Scorer | None = None
+) -> faust.App:
+    """A Faust app for ``settings`` on the given broker and Redis; it emits predictions
+    when given a ``scorer`` (the verified, loaded model)."""
     commit_guard.install()
     session_timeout = settings.broker_session_timeout_s
     options: dict[str, Any] = {
@@ -70,10 +76,16 @@ def create_app(settings: Settings, bootstrap: list[str], redis_url: str) -> faus
     async def close_clients(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
         await store.close()
         await gaps.close()
+        if scoring is not None:
+            scoring.close()
 
     app.on_before_shutdown.connect(close_clients)
 
-    pipeline = FeaturePipeline(settings, topics, states, store, gaps)
+    scoring = None
+    if scorer is not None:
+        policy = EmissionPolicy(settings.prediction_delta, settings.prediction_heartbeat_s)
+        scoring = ScoringStage(scorer, policy)
+    pipeline = FeaturePipeline(settings, topics, states, store, gaps, scoring)
     reader = InputReader(app, settings, pipeline, consumer_options)
     register_agents(app, settings, pipeline, reader)
     register_views(app, states)

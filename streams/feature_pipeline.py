@@ -1,10 +1,12 @@
-"""A batch of input records -> client states (table + changelog) -> Redis, bad ones -> DLQ.
+"""A batch of input records -> client states (table + changelog) -> scores -> predictions
+and Redis; bad ones -> DLQ.
 
-Thin glue around the pure functions of ``features``: parse, apply, compact, compute.
-Records of both input topics (co-partitioned by client_id) come in batches; each changed
-client is written once per batch to the table and once to Redis (one pipelined round
-trip per batch). ``process`` returns only once the batch's table writes, progress rows
-and dead letters are acknowledged by the broker.
+Thin glue around the pure functions of ``features`` and ``models_store``: parse, apply,
+compact, compute, score. Records of both input topics (co-partitioned by client_id) come
+in batches; each changed client is rescored once per batch (one model call for all of
+them), written once to the table and once to Redis (one pipelined round trip per batch).
+``process`` returns only once the batch's predictions, table writes, progress rows and
+dead letters are acknowledged by the broker.
 """
 
 from __future__ import annotations
@@ -18,10 +20,12 @@ from datetime import UTC, datetime, timedelta
 
 from faust.types import TP, RecordMetadata, TableT
 
+from features.definitions import compute_features
 from features.events import EventStream, InvalidEventError, parse_event
 from features.online_store import OnlineStore
 from features.serving import online_fields
 from features.state import ClientState, Outcome, apply_event, compact, record_offset
+from models_store.prediction import Prediction
 from streams.client_table import load_progress, load_state, save_progress, save_state
 from streams.dead_letters import send_to_dlq
 from streams.gap_reader import GapReader
@@ -34,6 +38,7 @@ from streams.metrics import (
     OFFSETS_REREAD,
 )
 from streams.partition_progress import PartitionProgress, next_expected
+from streams.scoring_stage import Rescore, ScoringStage
 from streams.settings import Settings
 from streams.source_records import SourceRecord, partition_key
 from streams.state_cache import StateCache
@@ -59,6 +64,10 @@ class _Changed:
     state: ClientState
     topic: str
     partition: int
+    # The newest event applied in this batch (by event time): what triggers a rescore.
+    event_id: str | None = None
+    event_time: float = float("-inf")
+    produced_ms: int | None = None
 
 
 @dataclass
@@ -85,12 +94,14 @@ class FeaturePipeline:
         states: TableT[str, bytes],
         store: OnlineStore,
         gaps: GapReader,
+        scoring: ScoringStage | None = None,
     ) -> None:
         self._settings = settings
         self._topics = topics
         self._states = states
         self._store = store
         self._gaps = gaps
+        self._scoring = scoring
         self._progress = PartitionProgress()
         self._stream_of_topic: dict[str, EventStream] = {
             settings.topics.activity: "activity",
@@ -186,6 +197,9 @@ class FeaturePipeline:
         lateness = self._settings.allowed_lateness_s
         outcome = apply_event(entry.state, event, lateness)
         batch.outcomes[outcome.value] += 1
+        if outcome is Outcome.APPLIED and event.timestamp >= entry.event_time:
+            entry.event_id, entry.event_time = event.event_id, event.timestamp
+            entry.produced_ms = record.timestamp_ms
         if outcome is Outcome.LATE:
             error = (
                 f"late: event_time {event.event_time.isoformat()} is more than "
@@ -196,6 +210,19 @@ class FeaturePipeline:
     async def _finish(self, batch: _Batch) -> None:
         for record, error, reason in batch.dead:
             batch.pending.append(await send_to_dlq(self._topics.dlq, record, error, reason))
+        vectors = {
+            client_id: compute_features(entry.state, entry.state.watermark)
+            for client_id, entry in batch.changed.items()
+            if entry.state.watermark is not None
+        }
+        # Scoring updates each client's memo of its last emission: before the state is saved.
+        predictions = await self._predict(batch, vectors)
+        for prediction in predictions:
+            sent = await self._topics.predictions.send(
+                key=prediction.client_id.encode(), value=prediction.to_json()
+            )
+            batch.pending.append(sent)
+        latest = {p.client_id: p.to_json().decode() for p in predictions}
         mirrored = {}
         for client_id, entry in batch.changed.items():
             compact(entry.state, self._settings.allowed_lateness_s)
@@ -203,8 +230,10 @@ class FeaturePipeline:
                 save_state(self._states, entry.state, entry.topic, entry.partition)
             )
             self._cache.put(client_id, entry.state)
-            if entry.state.watermark is not None:
-                mirrored[client_id] = online_fields(entry.state)
+            if client_id in vectors:
+                mirrored[client_id] = online_fields(entry.state, vectors[client_id])
+                if client_id in latest:
+                    mirrored[client_id]["prediction"] = latest[client_id]
         # After the states: the changelog keeps each partition's order, so a progress row
         # never lands without the states of the same input partition before it.
         for (topic, partition), offset in batch.through.items():
@@ -215,3 +244,17 @@ class FeaturePipeline:
             *batch.pending,
         )
         CLIENTS_MIRRORED.inc(len(mirrored))
+
+    async def _predict(self, batch: _Batch, vectors: dict[str, list[float]]) -> list[Prediction]:
+        """Rescore the clients an applied event changed (duplicates and late events change
+        nothing) and return the predictions worth emitting."""
+        if self._scoring is None:
+            return []
+        rescore = []
+        for client_id, entry in batch.changed.items():
+            as_of = entry.state.watermark
+            if entry.event_id is None or as_of is None:
+                continue
+            rescore.append(Rescore(entry.state, vectors[client_id], as_of, entry.event_id,
+                                   entry.event_time, entry.produced_ms))  # fmt: skip
+        return await self._scoring.run(rescore)

@@ -33,3 +33,25 @@ OFFSETS_REREAD = Counter(
     "Input offsets the stream skipped and the worker read again itself",
     ["topic"],
 )
+PREDICTIONS_EMITTED = Counter(
+    "profitstream_predictions_emitted_total",
+    "Predictions sent to the predictions topic, by why (first, margin_moved, tier_changed, ...)",
+    ["reason"],
+)
+PREDICTIONS_SUPPRESSED = Counter(
+    "profitstream_predictions_suppressed_total",
+    "Clients rescored without a meaningful change: no prediction emitted",
+)
+SCORING_FAILURES = Counter(
+    "profitstream_scoring_failures_total", "Clients the model could not score (left unscored)"
+)
+SCORING_SECONDS = Histogram(
+    "profitstream_scoring_seconds",
+    "Model time for one batch of changed clients (prediction, interval, drivers)",
+    buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+)
+PREDICTION_LATENCY = Histogram(
+    "profitstream_prediction_latency_seconds",
+    "From the triggering event's production to its prediction being produced",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)

@@ -153,6 +153,10 @@ def run_scoring(request: ScoreRequest, settings: Settings, console: Console) -> 
     else:
         rows = feature_rows(table)
     ref = request.model or settings.model
+    if ref is None:
+        raise ProfitstreamError(
+            "which model? pass --model NAME[@VERSION] or set PROFITSTREAM_MODEL"
+        )
     with tempfile.TemporaryDirectory() as cache:
         scorer = Scorer.from_registry(open_registry(settings.registry_uri), ref, Path(cache))
     with Progress(console=console, transient=True) as progress:

@@ -103,10 +103,14 @@ class Settings(BaseSettings):
         default=None,
         description="a directory or mlflow+sqlite:///path.db (default DATA_DIR/registry)",
     )
-    model: str = Field(
-        default="profitability",
-        description="the model to score with: NAME (its highest version), NAME@X.Y.Z or NAME@ALIAS",
+    model: str | None = Field(
+        default=None,
+        description="the model the worker and `score` use: NAME (its highest version), "
+        "NAME@X.Y.Z or NAME@ALIAS; unset: the worker keeps features and emits no predictions",
     )
+    prediction_delta: float = Field(default=0.02, ge=0, le=10)
+    prediction_heartbeat_s: float = Field(default=0.0, ge=0)
+    prediction_drivers: int = Field(default=5, ge=0, le=50)
     topics: TopicNames = TopicNames()
     topic_partitions: int = Field(default=8, ge=1, le=1024)
     processing_guarantee: ProcessingGuarantee = "at_least_once"

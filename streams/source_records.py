@@ -24,6 +24,7 @@ class SourceRecord:
     key: bytes | None
     value: bytes
     headers: Headers
+    timestamp_ms: int | None = None  # when the producer sent it (CreateTime)
 
     @property
     def topic_partition(self) -> str:
@@ -50,4 +51,5 @@ def from_consumer_record(record: ConsumerRecord[bytes, bytes]) -> SourceRecord:
         key=record.key,
         value=record.value or b"",
         headers=_headers(record.headers),
+        timestamp_ms=record.timestamp,
     )

@@ -34,7 +34,11 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str
                               test_cutoffs=2, budget=SearchBudget(4, 2, 30))  # fmt: skip
     result = train(log, request, root / "bundles")
     open_registry(str(root / "registry")).register(result.bundle)
-    return root, {"PROFITSTREAM_MODEL_REGISTRY": str(root / "registry")}, log
+    env = {
+        "PROFITSTREAM_MODEL_REGISTRY": str(root / "registry"),
+        "PROFITSTREAM_MODEL": "profitability",
+    }
+    return root, env, log
 
 
 def test_feature_rows_and_the_event_log_give_the_same_predictions(
@@ -92,6 +96,9 @@ def test_bad_input_is_one_line_each(
     missing = run_cli("score", "--in", history, "--as-of", AS_OF, "--out", out, "--model",
                       "profitability@9.9.9", env=env)  # fmt: skip
     assert_one_line_error(missing, "no version 9.9.9", "versions: 1.0.0")
+    unchosen = {k: v for k, v in env.items() if k != "PROFITSTREAM_MODEL"}
+    none = run_cli("score", "--in", history, "--as-of", AS_OF, "--out", out, env=unchosen)
+    assert_one_line_error(none, "pass --model NAME[@VERSION] or set PROFITSTREAM_MODEL")
     json_out = str(tmp_path / "out.json")
     wrong = run_cli("score", "--in", history, "--as-of", AS_OF, "--out", json_out, env=env)
     assert_one_line_error(wrong, "use a .parquet or .csv")

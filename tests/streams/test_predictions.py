@@ -1,0 +1,148 @@
+"""Predictions in the stream (live broker and Redis): emitted on meaningful change only,
+the latest equal to batch scoring of the client's features as of the same event time.
+
+A model is trained on one simulated portfolio and registered; a worker loads it and a
+second portfolio (with malformed, duplicate and late messages) is produced to it by an
+independent client (librdkafka).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pytest
+import redis
+
+from features.definitions import FEATURE_NAMES
+from features.offline import build_features
+from features.simulator import SimulatedMessage, history_frame, simulate, simulated_messages
+from models_store.prediction import Prediction
+from models_store.registry import open_registry
+from models_store.scoring import Scorer
+from models_store.training import TrainingRequest, train
+from models_store.tuning import SearchBudget
+from streams.stack.processes import wait_until
+from tests.services.event_log import ReplayedLog, metric, produce_log, rebuild, simulated_log
+from tests.services.kafka_clients import consume, partition_counts
+from tests.services.worker_process import running_worker
+
+START = datetime(2024, 1, 1, tzinfo=UTC).timestamp()
+MODEL = "profitability@1.0.0"
+
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A registry holding a model trained on another portfolio than the one streamed."""
+    root = tmp_path_factory.mktemp("models")
+    log = history_frame(simulated_messages(simulate(100, 15, seed=21, start=START)))
+    request = TrainingRequest(name="profitability", version="1.0.0", validation_cutoffs=2,
+                              test_cutoffs=2, budget=SearchBudget(4, 2, 30))  # fmt: skip
+    open_registry(str(root / "registry")).register(train(log, request, root / "b").bundle)
+    return root / "registry"
+
+
+@dataclass
+class Run:
+    """What a worker emitted for a replayed log."""
+
+    log: ReplayedLog
+    by_client: dict[str, list[Prediction]]
+    emitted: int
+    suppressed: int
+    stored: dict[str, str | None]
+
+
+def _stream(
+    env: dict[str, str], bootstrap: str, redis_url: str, unique: str,
+    messages: list[SimulatedMessage],
+) -> Run:  # fmt: skip
+    with running_worker(env) as worker:
+        topics = {f"{unique}-activity": 4, f"{unique}-billing": 4, f"{unique}-predictions": 4}
+        wait_until(lambda: partition_counts(bootstrap, list(topics)) == topics, timeout_s=30,
+                   what=f"topics {topics}")  # fmt: skip
+        produce_log(bootstrap, unique, messages)
+        wait_until(
+            lambda: sum(metric(worker, "profitstream_batch_events_sum").values()) >= len(messages),
+            timeout_s=300, what="the worker to process every message",
+        )  # fmt: skip
+        emitted = int(sum(metric(worker, "profitstream_predictions_emitted_total").values()))
+        suppressed = int(sum(metric(worker, "profitstream_predictions_suppressed_total").values()))
+        records = consume(bootstrap, f"{unique}-predictions", emitted, timeout_s=60)
+        log = rebuild(messages)
+        with redis.Redis.from_url(redis_url, decode_responses=True) as client:
+            stored = {c: client.hget(f"{unique}:client:{c}", "prediction") for c in log.states}
+    assert len(records) == emitted > 0
+    by_client: dict[str, list[Prediction]] = defaultdict(list)
+    for record in sorted(records, key=lambda r: (r.partition, r.offset)):
+        prediction = Prediction.model_validate_json(record.value or b"")
+        assert record.key == prediction.client_id.encode()
+        by_client[prediction.client_id].append(prediction)
+    assert set(by_client) == set(log.states)
+    return Run(log, dict(by_client), emitted, suppressed, stored)
+
+
+def _env(worker_env: dict[str, str], registry: Path, **extra: str) -> dict[str, str]:
+    return {**worker_env, "PROFITSTREAM_MODEL_REGISTRY": str(registry),
+            "PROFITSTREAM_MODEL": MODEL, **extra}  # fmt: skip
+
+
+def test_predictions_are_emitted_only_on_meaningful_change(
+    worker_env: dict[str, str], kafka_bootstrap: str, redis_url: str, unique: str,
+    registry: Path,
+) -> None:  # fmt: skip
+    delta = 0.05
+    # Small batches, as when events trickle in: each client is rescored many times.
+    env = _env(worker_env, registry, PROFITSTREAM_PREDICTION_DELTA=str(delta),
+               PROFITSTREAM_BATCH_MAX_EVENTS="100")  # fmt: skip
+    messages = simulated_log(120, 8, malformed=0.01, duplicate=0.02, late=0.01, seed=5)
+    run = _stream(env, kafka_bootstrap, redis_url, unique, messages)
+
+    # Most rescores move the margin by less than delta and keep the tier: nothing emitted.
+    assert run.suppressed > run.emitted
+    applied = sum(n for outcome, n in run.log.outcomes.items() if outcome.value == "applied")
+    assert run.emitted + run.suppressed <= applied
+    for client_id, sequence in run.by_client.items():
+        assert sequence[0].reason == "first"
+        for before, after in itertools.pairwise(sequence):
+            if after.reason == "margin_moved":
+                assert abs(after.predicted_margin - before.predicted_margin) > delta
+            else:  # no heartbeat configured, one model
+                assert after.reason == "tier_changed", after.reason
+                assert after.risk_tier != before.risk_tier
+            assert after.features_as_of >= before.features_as_of
+        latest = sequence[-1]
+        assert json.loads(run.stored[client_id] or "{}") == json.loads(latest.to_json())
+        assert latest.latency_ms is not None
+        assert 0 <= latest.latency_ms < 600_000
+
+
+def test_the_latest_prediction_equals_batch_scoring_as_of_its_event_time(
+    worker_env: dict[str, str], kafka_bootstrap: str, redis_url: str, unique: str,
+    registry: Path, tmp_path: Path,
+) -> None:  # fmt: skip
+    """With delta 0 every change is emitted, so each client's latest prediction is of its
+    final state: equal to scoring the offline features as of that prediction's time."""
+    env = _env(worker_env, registry, PROFITSTREAM_PREDICTION_DELTA="0")
+    messages = simulated_log(120, 8, malformed=0.01, duplicate=0.02, late=0.01, seed=6)
+    run = _stream(env, kafka_bootstrap, redis_url, unique, messages)
+
+    history = history_frame(messages)
+    scorer = Scorer.from_registry(open_registry(str(registry)), MODEL, tmp_path / "cache")
+    for client_id, sequence in run.by_client.items():
+        latest = sequence[-1]
+        assert latest.features_as_of.timestamp() == run.log.states[client_id].watermark
+        own = history[history["key"] == client_id.encode()]
+        row = build_features(own, latest.features_as_of.timestamp()).loc[client_id]
+        score = scorer.score(row[list(FEATURE_NAMES)].to_numpy(dtype=float)[np.newaxis, :])[0]
+        assert latest.predicted_margin == pytest.approx(score.margin, rel=1e-9, abs=1e-12)
+        assert latest.interval.lower == pytest.approx(score.lower, rel=1e-9, abs=1e-12)
+        assert latest.interval.upper == pytest.approx(score.upper, rel=1e-9, abs=1e-12)
+        assert latest.risk_tier == score.tier
+        assert [d.feature for d in latest.drivers] == [d.feature for d in score.drivers]
+        assert latest.model.version == "1.0.0"
