@@ -88,5 +88,6 @@ def create_app(
     pipeline = FeaturePipeline(settings, topics, states, store, gaps, scoring)
     reader = InputReader(app, settings, pipeline, consumer_options)
     register_agents(app, settings, pipeline, reader)
-    register_views(app, states)
+    token = settings.api_token.get_secret_value() if settings.api_token else None
+    register_views(app, states, store, scorer, token)
     return app

@@ -108,6 +108,9 @@ class Settings(BaseSettings):
         description="the model the worker and `score` use: NAME (its highest version), "
         "NAME@X.Y.Z or NAME@ALIAS; unset: the worker keeps features and emits no predictions",
     )
+    api_token: SecretStr | None = Field(
+        default=None, description="bearer token of the web endpoints (not /health /ready /metrics)"
+    )
     prediction_delta: float = Field(default=0.02, ge=0, le=10)
     prediction_heartbeat_s: float = Field(default=0.0, ge=0)
     prediction_drivers: int = Field(default=5, ge=0, le=50)

@@ -1,19 +1,34 @@
-"""HTTP views on the worker's web port: liveness, readiness, metrics and client features."""
+"""HTTP views on the worker's web port: liveness, readiness, metrics, client features and
+predictions, what-if scoring and the deployed model.
+
+When ``PROFITSTREAM_API_TOKEN`` is set, every view but /health, /ready and /metrics wants
+``Authorization: Bearer <token>`` (401 otherwise).
+"""
 
 from __future__ import annotations
 
+import asyncio
+import functools
+import hmac
+import json
 import math
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from typing import Any
 
 import faust
+import numpy as np
 from faust.types import TableT
 from faust.web import Request, Response, View
 from prometheus_client import generate_latest
 
-from features.definitions import feature_dict
+from features.definitions import FEATURE_NAMES, feature_dict
+from features.online_store import OnlineStore
+from models_store.scoring import Scorer
 from streams.client_table import read_state
 from streams.readiness import is_ready
 
+Handler = Callable[..., Awaitable[Response]]
 # aiohttp takes the charset separately and rejects it inside content_type.
 PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4"
 
@@ -34,8 +49,52 @@ def _unprocessable(web: View, field: str, message: str) -> Response:
     return web.json({"detail": [{"loc": ["query", field], "msg": message}]}, status=422)
 
 
-def register_views(app: faust.App, states: TableT[str, bytes]) -> None:
-    """Attach ``/health``, ``/ready``, ``/metrics`` and ``/clients/{id}/features``."""
+def check_feature_vector(body: object) -> tuple[list[float], list[dict[str, Any]]]:
+    """The feature vector of a what-if request ``{"features": {name: number|null}}``, or the
+    field errors: missing, unknown, not a number, infinite."""
+    if not isinstance(body, dict) or not isinstance(body.get("features"), dict):
+        return [], [{"loc": ["body", "features"], "msg": "an object of feature: number"}]
+    given: dict[str, Any] = body["features"]
+    errors = [{"loc": ["body", "features", name], "msg": "missing"}
+              for name in FEATURE_NAMES if name not in given]  # fmt: skip
+    errors += [{"loc": ["body", "features", name], "msg": "not a feature of this model"}
+               for name in given if name not in FEATURE_NAMES]  # fmt: skip
+    vector = []
+    for name in FEATURE_NAMES:
+        value = given.get(name)
+        if value is None:
+            vector.append(math.nan)  # undefined, as the stream has it
+        elif isinstance(value, bool) or not isinstance(value, int | float):
+            errors.append({"loc": ["body", "features", name], "msg": "must be a number or null"})
+        elif not math.isfinite(value):
+            errors.append({"loc": ["body", "features", name], "msg": "must be finite"})
+        else:
+            vector.append(float(value))
+    extra = sorted(set(body) - {"features", "client_id"})
+    errors += [{"loc": ["body", name], "msg": "unknown field"} for name in extra]
+    return vector, errors
+
+
+def register_views(
+    app: faust.App,
+    states: TableT[str, bytes],
+    store: OnlineStore,
+    scorer: Scorer | None = None,
+    token: str | None = None,
+) -> None:
+    """Attach ``/health``, ``/ready``, ``/metrics``, ``/clients/{id}/features``,
+    ``/clients/{id}/prediction``, ``POST /predict`` and ``/models``."""
+
+    def guarded(handler: Handler) -> Handler:
+        @functools.wraps(handler)
+        async def check(web: View, request: Request, **kwargs: Any) -> Response:
+            if token is not None:
+                given = request.headers.get("Authorization", "")
+                if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+                    return web.json({"detail": "missing or wrong bearer token"}, status=401)
+            return await handler(web, request, **kwargs)
+
+        return check
 
     @app.page("/health")
     async def health(web: View, request: Request) -> Response:
@@ -47,11 +106,63 @@ def register_views(app: faust.App, states: TableT[str, bytes]) -> None:
             return web.json({"ready": True})
         return web.json({"ready": False, "waiting_for": "table recovery"}, status=503)
 
+    # Open like /health: Prometheus scrapes it, and it holds counts, not client data.
     @app.page("/metrics")
     async def metrics(web: View, request: Request) -> Response:
         return web.bytes(generate_latest(), content_type=PROMETHEUS_CONTENT_TYPE)
 
+    @app.page("/models")
+    @guarded
+    async def models(web: View, request: Request) -> Response:
+        if scorer is None:
+            return web.json({"deployed": None, "detail": "no PROFITSTREAM_MODEL: no scoring"})
+        card = scorer.card
+        return web.json({"deployed": {
+            "name": card.name, "version": card.version, "target": card.target,
+            "horizon_days": card.horizon_days, "created_at": card.created_at.isoformat(),
+            "blend": card.blend, "interval_level": card.intervals.level,
+            "test_metrics": card.metrics.get("blend", {}),
+        }})  # fmt: skip
+
+    @app.page("/clients/{client_id}/prediction")
+    @guarded
+    async def client_prediction(web: View, request: Request, client_id: str) -> Response:
+        latest = (await store.read(client_id)).get("prediction")
+        if latest is None:
+            return web.json({"detail": f"no prediction for client {client_id!r}"}, status=404)
+        return web.json(json.loads(latest))
+
+    async def predict(web: View, request: Request) -> Response:
+        if scorer is None:
+            return web.json({"detail": "no model loaded: set PROFITSTREAM_MODEL"}, status=503)
+        try:
+            body = await request.json()
+        except ValueError:
+            return web.json({"detail": [{"loc": ["body"], "msg": "not JSON"}]}, status=422)
+        vector, errors = check_feature_vector(body)
+        if errors:
+            return web.json({"detail": errors}, status=422)
+        loop = asyncio.get_running_loop()
+        row = np.array([vector], dtype=np.float64)
+        score = (await loop.run_in_executor(None, scorer.score, row))[0]
+        return web.json({
+            "client_id": body.get("client_id"),
+            "predicted_margin": score.margin,
+            "interval": {"lower": score.lower, "upper": score.upper, "level": score.level},
+            "risk_tier": score.tier,
+            "drivers": [{"feature": d.feature, "value": d.value,
+                         "contribution": d.contribution} for d in score.drivers],
+            "model": {"name": scorer.card.name, "version": scorer.card.version},
+        })  # fmt: skip
+
+    @app.page("/predict")
+    class Predict(View):
+        """``POST /predict``: a what-if feature vector in, a prediction out."""
+
+        post = guarded(predict)
+
     @app.page("/clients/{client_id}/features")
+    @guarded
     async def client_features(web: View, request: Request, client_id: str) -> Response:
         state = read_state(states, client_id)
         if state is None or state.watermark is None:

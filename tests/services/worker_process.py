@@ -21,10 +21,25 @@ class WorkerProcess:
     web_port: int
     log_path: Path
 
-    def get(self, path: str) -> tuple[int, bytes]:
+    def get(self, path: str, headers: dict[str, str] | None = None) -> tuple[int, bytes]:
         """HTTP GET on the worker's web port: (status, body)."""
+        return self.request("GET", path, None, headers)
+
+    def post(
+        self, path: str, body: bytes, headers: dict[str, str] | None = None
+    ) -> tuple[int, bytes]:
+        """HTTP POST of a JSON body on the worker's web port: (status, body)."""
+        return self.request("POST", path, body, {"Content-Type": "application/json",
+                                                 **(headers or {})})  # fmt: skip
+
+    def request(
+        self, method: str, path: str, body: bytes | None, headers: dict[str, str] | None
+    ) -> tuple[int, bytes]:
+        """One HTTP request: (status, body); (0, b"") when nothing answers."""
+        url = f"http://127.0.0.1:{self.web_port}{path}"
+        request = urllib.request.Request(url, data=body, method=method, headers=headers or {})
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.web_port}{path}", timeout=5) as r:
+            with urllib.request.urlopen(request, timeout=5) as r:
                 return int(r.status), bytes(r.read())
         except urllib.error.HTTPError as exc:
             return int(exc.code), bytes(exc.read())

@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 import json
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,10 +31,11 @@ from models_store.tuning import SearchBudget
 from streams.stack.processes import wait_until
 from tests.services.event_log import ReplayedLog, metric, produce_log, rebuild, simulated_log
 from tests.services.kafka_clients import consume, partition_counts
-from tests.services.worker_process import running_worker
+from tests.services.worker_process import WorkerProcess, running_worker
 
 START = datetime(2024, 1, 1, tzinfo=UTC).timestamp()
 MODEL = "profitability@1.0.0"
+TOKEN = "s3cret-token"
 
 
 @pytest.fixture(scope="module")
@@ -61,6 +63,7 @@ class Run:
 def _stream(
     env: dict[str, str], bootstrap: str, redis_url: str, unique: str,
     messages: list[SimulatedMessage],
+    while_running: Callable[[WorkerProcess, dict[str, list[Prediction]]], None] | None = None,
 ) -> Run:  # fmt: skip
     with running_worker(env) as worker:
         topics = {f"{unique}-activity": 4, f"{unique}-billing": 4, f"{unique}-predictions": 4}
@@ -77,13 +80,15 @@ def _stream(
         log = rebuild(messages)
         with redis.Redis.from_url(redis_url, decode_responses=True) as client:
             stored = {c: client.hget(f"{unique}:client:{c}", "prediction") for c in log.states}
-    assert len(records) == emitted > 0
-    by_client: dict[str, list[Prediction]] = defaultdict(list)
-    for record in sorted(records, key=lambda r: (r.partition, r.offset)):
-        prediction = Prediction.model_validate_json(record.value or b"")
-        assert record.key == prediction.client_id.encode()
-        by_client[prediction.client_id].append(prediction)
-    assert set(by_client) == set(log.states)
+        assert len(records) == emitted > 0
+        by_client: dict[str, list[Prediction]] = defaultdict(list)
+        for record in sorted(records, key=lambda r: (r.partition, r.offset)):
+            prediction = Prediction.model_validate_json(record.value or b"")
+            assert record.key == prediction.client_id.encode()
+            by_client[prediction.client_id].append(prediction)
+        assert set(by_client) == set(log.states)
+        if while_running is not None:
+            while_running(worker, by_client)
     return Run(log, dict(by_client), emitted, suppressed, stored)
 
 
@@ -92,16 +97,63 @@ def _env(worker_env: dict[str, str], registry: Path, **extra: str) -> dict[str, 
             "PROFITSTREAM_MODEL": MODEL, **extra}  # fmt: skip
 
 
+def _check_http(
+    worker: WorkerProcess, by_client: dict[str, list[Prediction]], scorer: Scorer
+) -> None:
+    """The query API: latest prediction, deployed model, what-if scoring, bearer token."""
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    client_id, sequence = next(iter(by_client.items()))
+    path = f"/clients/{client_id}/prediction"
+    assert worker.get(path)[0] == 401
+    assert worker.get(path, {"Authorization": "Bearer wrong"})[0] == 401
+    assert worker.get("/health")[0] == 200  # health and readiness stay open
+    status, body = worker.get(path, auth)
+    assert status == 200
+    assert Prediction.model_validate_json(body) == sequence[-1]
+    assert worker.get("/clients/nobody/prediction", auth)[0] == 404
+    status, body = worker.get("/models", auth)
+    assert status == 200
+    assert json.loads(body)["deployed"]["version"] == "1.0.0"
+
+    status, body = worker.get(f"/clients/{client_id}/features", auth)
+    assert status == 200
+    features = json.loads(body)["features"]
+    status, body = worker.post("/predict", json.dumps({"features": features}).encode(), auth)
+    assert status == 200, body
+    answer = json.loads(body)
+    vector = [np.nan if features[n] is None else features[n] for n in FEATURE_NAMES]
+    score = scorer.score(np.array([vector], dtype=float))[0]
+    assert answer["predicted_margin"] == score.margin
+    assert answer["interval"]["upper"] == score.upper
+    assert answer["risk_tier"] == score.tier
+    assert [d["feature"] for d in answer["drivers"]] == [d.feature for d in score.drivers]
+
+    broken = {k: v for k, v in features.items() if k != "revenue_30d"}
+    broken["revenue_45d"] = 1.0
+    broken["tickets_opened_30d"] = "many"
+    status, body = worker.post("/predict", json.dumps({"features": broken}).encode(), auth)
+    assert status == 422
+    errors = {tuple(e["loc"][2:]): e["msg"] for e in json.loads(body)["detail"]}
+    assert errors == {("revenue_30d",): "missing", ("revenue_45d",): "not a feature of this model",
+                      ("tickets_opened_30d",): "must be a number or null"}  # fmt: skip
+    status, _ = worker.post("/predict", b'{"features": {"revenue_30d": Infinity}}', auth)
+    assert status == 422
+    assert worker.post("/predict", b"not json", auth)[0] == 422
+    assert worker.post("/predict", b"{}", {})[0] == 401
+
+
 def test_predictions_are_emitted_only_on_meaningful_change(
     worker_env: dict[str, str], kafka_bootstrap: str, redis_url: str, unique: str,
-    registry: Path,
+    registry: Path, tmp_path: Path,
 ) -> None:  # fmt: skip
     delta = 0.05
     # Small batches, as when events trickle in: each client is rescored many times.
     env = _env(worker_env, registry, PROFITSTREAM_PREDICTION_DELTA=str(delta),
-               PROFITSTREAM_BATCH_MAX_EVENTS="100")  # fmt: skip
+               PROFITSTREAM_BATCH_MAX_EVENTS="100", PROFITSTREAM_API_TOKEN=TOKEN)  # fmt: skip
     messages = simulated_log(120, 8, malformed=0.01, duplicate=0.02, late=0.01, seed=5)
-    run = _stream(env, kafka_bootstrap, redis_url, unique, messages)
+    scorer = Scorer.from_registry(open_registry(str(registry)), MODEL, tmp_path / "cache")
+    run = _stream(env, kafka_bootstrap, redis_url, unique, messages,
+                  lambda worker, by_client: _check_http(worker, by_client, scorer))  # fmt: skip
 
     # Most rescores move the margin by less than delta and keep the tier: nothing emitted.
     assert run.suppressed > run.emitted
