@@ -10,6 +10,7 @@ from typing import Annotated, Any
 import typer
 from pydantic import ValidationError
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from models_store.errors import ModelStoreError
@@ -286,7 +287,8 @@ def main() -> None:
         # Standalone mode: click reports usage errors and exits with their codes itself.
         command.main(prog_name="profitstream")
     except (ProfitstreamError, ModelStoreError) as exc:
-        err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        # Escaped: a message may hold brackets (NAME[@VERSION]) that rich would take as markup.
+        err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         sys.exit(exc.exit_code)
 
 
