@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -103,26 +103,31 @@ class Scorer:
 
     def score(self, features: np.ndarray) -> list[Score]:
         """Scores of rows of the running feature vector (``FEATURE_NAMES`` order, which
-        ``ProfitModel.load`` checked is the model's), one model call for the batch."""
+        ``ProfitModel.load`` checked is the model's), with drivers; one model call."""
+        return self.explain(features, self.predict(features))
+
+    def predict(self, features: np.ndarray) -> list[Score]:
+        """Scores without drivers (the cheap part: prediction and interval)."""
         if features.ndim != 2 or features.shape[1] != len(FEATURE_NAMES):
             raise ValueError(
                 f"expected rows of {len(FEATURE_NAMES)} features, not {features.shape}"
             )
-        x = features
-        margin = self.model.predict(x)
-        lower, upper = self.model.interval(x, margin)
-        contributions = self.model.contributions(x) if self.drivers else None
+        margin = self.model.predict(features)
+        lower, upper = self.model.interval(features, margin)
+        level = self.model.level
+        return [
+            Score(float(m), float(lo), float(hi), level, risk_tier(float(m)), ())
+            for m, lo, hi in zip(margin, lower, upper, strict=True)
+        ]
+
+    def explain(self, features: np.ndarray, scores: list[Score]) -> list[Score]:
+        """``scores`` of ``features`` with their drivers added (TreeSHAP: the costly part,
+        so the stream explains only the predictions it emits)."""
+        if not self.drivers or not scores:
+            return scores
+        contributions = self.model.contributions(features)
         names = self.card.feature_names
         return [
-            Score(
-                margin=float(margin[i]),
-                lower=float(lower[i]),
-                upper=float(upper[i]),
-                level=self.model.level,
-                tier=risk_tier(float(margin[i])),
-                drivers=()
-                if contributions is None
-                else top_drivers(contributions[i], x[i], names, self.drivers),
-            )
-            for i in range(len(x))
+            replace(score, drivers=top_drivers(contributions[i], features[i], names, self.drivers))
+            for i, score in enumerate(scores)
         ]

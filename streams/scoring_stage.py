@@ -1,7 +1,8 @@
 """Rescore the clients a batch changed and decide which predictions to emit.
 
 One model call per batch, in a worker thread so the event loop keeps serving (XGBoost and
-the forest release the GIL while they predict). The decision uses the last prediction
+the forest release the GIL while they predict); drivers (TreeSHAP, the costly part) only
+for the predictions that are emitted. The decision uses the last prediction
 emitted for each client, kept in its state (``ClientState.emitted``), so after a crash the
 replayed batch decides, and identifies, its predictions exactly as before.
 """
@@ -18,7 +19,7 @@ from datetime import UTC, datetime
 import numpy as np
 
 from features.state import ClientState
-from models_store.emission import EmissionPolicy, Emitted, decide
+from models_store.emission import EmissionPolicy, Emitted, Reason, decide
 from models_store.prediction import Prediction, build_prediction
 from models_store.scoring import Score, Scorer
 from streams.metrics import (
@@ -65,12 +66,9 @@ class ScoringStage:
         loop = asyncio.get_running_loop()
         ids = [client.state.client_id for client in clients]
         scores = await loop.run_in_executor(self._executor, self._score_each_if_needed, matrix, ids)
-        SCORING_SECONDS.observe(time.perf_counter() - started)
-        scored_at = datetime.now(UTC)
-        now_ms = scored_at.timestamp() * 1000
-        emitted: list[Prediction] = []
         ref = self.scorer.ref
-        for client, score in zip(clients, scores, strict=True):
+        chosen: list[tuple[int, Reason, Score]] = []
+        for index, (client, score) in enumerate(zip(clients, scores, strict=True)):
             if score is None:
                 continue
             memo = client.state.emitted
@@ -80,6 +78,17 @@ class ScoringStage:
                 PREDICTIONS_SUPPRESSED.inc()
                 continue
             client.state.emitted = (new.margin, new.tier, new.model, new.arm, new.event_time)
+            chosen.append((index, reason, score))
+        rows = [index for index, _, _ in chosen]
+        explained = await loop.run_in_executor(
+            self._executor, self.scorer.explain, matrix[rows], [score for _, _, score in chosen]
+        )
+        SCORING_SECONDS.observe(time.perf_counter() - started)
+        scored_at = datetime.now(UTC)
+        now_ms = scored_at.timestamp() * 1000
+        emitted: list[Prediction] = []
+        for (index, reason, _), score in zip(chosen, explained, strict=True):
+            client = clients[index]
             latency = None if client.produced_ms is None else max(0.0, now_ms - client.produced_ms)
             emitted.append(
                 build_prediction(
@@ -103,7 +112,7 @@ class ScoringStage:
         """The batch in one call; if the model refuses it, row by row, so one bad client
         leaves only itself unscored (counted and logged, its features stay served)."""
         try:
-            return list(self.scorer.score(matrix))
+            return list(self.scorer.predict(matrix))
         except Exception:
             log.exception(
                 "scoring %d clients in one call failed; scoring them one by one", len(ids)
@@ -111,7 +120,7 @@ class ScoringStage:
         result: list[Score | None] = []
         for client_id, row in zip(ids, matrix, strict=True):
             try:
-                result.append(self.scorer.score(row[np.newaxis, :])[0])
+                result.append(self.scorer.predict(row[np.newaxis, :])[0])
             except Exception as exc:
                 SCORING_FAILURES.inc()
                 log.warning("client %s could not be scored: %s", client_id, exc)
