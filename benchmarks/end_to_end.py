@@ -198,7 +198,9 @@ def _drain(port: int, total: int) -> tuple[float, float]:
 async def _latencies(
     stack: LocalStack, prefix: str, messages: list[SimulatedMessage], rate: float
 ) -> list[float]:
-    consumer = AIOKafkaConsumer(bootstrap_servers=stack.bootstrap, enable_auto_commit=False)
+    # A short fetch wait: the measuring consumer must not add the broker's default 500 ms.
+    consumer = AIOKafkaConsumer(bootstrap_servers=stack.bootstrap, enable_auto_commit=False,
+                                fetch_max_wait_ms=5)  # fmt: skip
     await consumer.start()
     partitions = [TopicPartition(f"{prefix}-predictions", p) for p in range(PARTITIONS)]
     consumer.assign(partitions)

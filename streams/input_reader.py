@@ -58,6 +58,9 @@ class InputReader:
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             max_partition_fetch_bytes=4 << 20,
+            # The broker may hold a fetch this long waiting for data: no longer than a batch
+            # may take to fill, or a trickle of events waits half a second (the default).
+            fetch_max_wait_ms=max(1, int(self._settings.batch_within_s * 1000)),
             **self._options,
         )
         await consumer.start()
