@@ -31,6 +31,7 @@ from streams.dead_letters import send_to_dlq
 from streams.gap_reader import GapReader
 from streams.metrics import (
     BATCH_EVENTS,
+    BATCH_PHASE_SECONDS,
     BATCH_SECONDS,
     CLIENTS_MIRRORED,
     EVENT_OUTCOMES,
@@ -133,6 +134,7 @@ class FeaturePipeline:
         try:
             for chunk in _runs_by_partition(records):
                 await self._apply_run(batch, chunk)
+            BATCH_PHASE_SECONDS.labels(phase="apply").observe(time.perf_counter() - started)
             await self._finish(batch)
         except BaseException:
             # Cached states may hold half a batch that never reached the table.
@@ -210,6 +212,7 @@ class FeaturePipeline:
     async def _finish(self, batch: _Batch) -> None:
         for record, error, reason in batch.dead:
             batch.pending.append(await send_to_dlq(self._topics.dlq, record, error, reason))
+        began = time.perf_counter()
         vectors = {
             client_id: compute_features(entry.state, entry.state.watermark)
             for client_id, entry in batch.changed.items()
@@ -217,6 +220,7 @@ class FeaturePipeline:
         }
         # Scoring updates each client's memo of its last emission: before the state is saved.
         predictions = await self._predict(batch, vectors)
+        BATCH_PHASE_SECONDS.labels(phase="features_and_scores").observe(time.perf_counter() - began)
         for prediction in predictions:
             sent = await self._topics.predictions.send(
                 key=prediction.client_id.encode(), value=prediction.to_json()
@@ -239,10 +243,12 @@ class FeaturePipeline:
         for (topic, partition), offset in batch.through.items():
             batch.pending.append(save_progress(self._states, topic, partition, offset))
         # Redis and the broker acknowledge concurrently; the batch ends when both have.
+        waiting = time.perf_counter()
         await asyncio.gather(
             self._store.write_many(mirrored, ttl_s=self._settings.redis_ttl_s or None),
             *batch.pending,
         )
+        BATCH_PHASE_SECONDS.labels(phase="acknowledged").observe(time.perf_counter() - waiting)
         CLIENTS_MIRRORED.inc(len(mirrored))
 
     async def _predict(self, batch: _Batch, vectors: dict[str, list[float]]) -> list[Prediction]:

@@ -25,6 +25,14 @@ BATCH_SECONDS = Histogram(
     "Time to process one batch, Redis mirror included",
     buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
 )
+BATCH_PHASE_SECONDS = Histogram(
+    "profitstream_batch_phase_seconds",
+    "Time of one phase of a batch: apply (parse, de-duplicate, apply events), "
+    "features_and_scores (features of changed clients, scoring, emission decisions), "
+    "acknowledged (waiting for the broker's acks of table, predictions, DLQ, and for Redis)",
+    ["phase"],
+    buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+)
 CLIENTS_MIRRORED = Counter(
     "profitstream_clients_mirrored_total", "Client hashes written to the online store"
 )
