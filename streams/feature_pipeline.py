@@ -25,9 +25,8 @@ from features.events import EventStream, InvalidEventError, parse_event
 from features.online_store import OnlineStore
 from features.serving import online_fields
 from features.state import ClientState, Outcome, apply_event, compact, record_offset
-from models_store.prediction import Prediction
 from streams.client_table import load_progress, load_state, save_progress, save_state
-from streams.dead_letters import send_to_dlq
+from streams.dead_letters import send_scoring_failure, send_to_dlq
 from streams.gap_reader import GapReader
 from streams.metrics import (
     BATCH_EVENTS,
@@ -39,7 +38,7 @@ from streams.metrics import (
     OFFSETS_REREAD,
 )
 from streams.partition_progress import PartitionProgress, next_expected
-from streams.scoring_stage import Rescore, ScoringStage
+from streams.scoring_stage import Rescore, Scored, ScoringStage
 from streams.settings import Settings
 from streams.source_records import SourceRecord, partition_key
 from streams.state_cache import StateCache
@@ -219,7 +218,13 @@ class FeaturePipeline:
             if entry.state.watermark is not None
         }
         # Scoring updates each client's memo of its last emission: before the state is saved.
-        predictions = await self._predict(batch, vectors)
+        scored = await self._predict(batch, vectors)
+        predictions = scored.predictions
+        for failure in scored.failures:
+            batch.pending.append(await send_scoring_failure(
+                self._topics.dlq, failure.client.state.client_id, failure.client.features,
+                failure.client.as_of, failure.error,
+            ))  # fmt: skip
         BATCH_PHASE_SECONDS.labels(phase="features_and_scores").observe(time.perf_counter() - began)
         for prediction in predictions:
             sent = await self._topics.predictions.send(
@@ -251,11 +256,11 @@ class FeaturePipeline:
         BATCH_PHASE_SECONDS.labels(phase="acknowledged").observe(time.perf_counter() - waiting)
         CLIENTS_MIRRORED.inc(len(mirrored))
 
-    async def _predict(self, batch: _Batch, vectors: dict[str, list[float]]) -> list[Prediction]:
+    async def _predict(self, batch: _Batch, vectors: dict[str, list[float]]) -> Scored:
         """Rescore the clients an applied event changed (duplicates and late events change
         nothing) and return the predictions worth emitting."""
         if self._scoring is None:
-            return []
+            return Scored([], [])
         rescore = []
         for client_id, entry in batch.changed.items():
             as_of = entry.state.watermark

@@ -45,6 +45,22 @@ class Rescore:
     produced_ms: int | None  # the triggering message's Kafka timestamp
 
 
+@dataclass(frozen=True)
+class ScoringFailure:
+    """A client the model could not score: it goes to the DLQ, the batch goes on."""
+
+    client: Rescore
+    error: str
+
+
+@dataclass(frozen=True)
+class Scored:
+    """What a batch's rescoring produced."""
+
+    predictions: list[Prediction]
+    failures: list[ScoringFailure]
+
+
 class ScoringStage:
     """Scores changed clients; returns the predictions to emit and updates ``emitted``."""
 
@@ -57,10 +73,10 @@ class ScoringStage:
         """Stop the scoring thread."""
         self._executor.shutdown(wait=False)
 
-    async def run(self, clients: list[Rescore]) -> list[Prediction]:
+    async def run(self, clients: list[Rescore]) -> Scored:
         """Score ``clients`` in one model call and keep the meaningful changes."""
         if not clients:
-            return []
+            return Scored([], [])
         matrix = np.array([client.features for client in clients], dtype=np.float64)
         started = time.perf_counter()
         loop = asyncio.get_running_loop()
@@ -68,8 +84,10 @@ class ScoringStage:
         scores = await loop.run_in_executor(self._executor, self._score_each_if_needed, matrix, ids)
         ref = self.scorer.ref
         chosen: list[tuple[int, Reason, Score]] = []
+        failures = []
         for index, (client, score) in enumerate(zip(clients, scores, strict=True)):
-            if score is None:
+            if isinstance(score, str):
+                failures.append(ScoringFailure(client, score))
                 continue
             memo = client.state.emitted
             new = Emitted(score.margin, score.tier, ref, None, client.as_of)
@@ -106,23 +124,23 @@ class ScoringStage:
             PREDICTIONS_EMITTED.labels(reason=reason.value).inc()
             if latency is not None:
                 PREDICTION_LATENCY.observe(latency / 1000)
-        return emitted
+        return Scored(emitted, failures)
 
-    def _score_each_if_needed(self, matrix: np.ndarray, ids: list[str]) -> list[Score | None]:
+    def _score_each_if_needed(self, matrix: np.ndarray, ids: list[str]) -> list[Score | str]:
         """The batch in one call; if the model refuses it, row by row, so one bad client
-        leaves only itself unscored (counted and logged, its features stay served)."""
+        leaves only itself unscored (its error in place of its score)."""
         try:
             return list(self.scorer.predict(matrix))
         except Exception:
             log.exception(
                 "scoring %d clients in one call failed; scoring them one by one", len(ids)
             )
-        result: list[Score | None] = []
+        result: list[Score | str] = []
         for client_id, row in zip(ids, matrix, strict=True):
             try:
                 result.append(self.scorer.predict(row[np.newaxis, :])[0])
             except Exception as exc:
                 SCORING_FAILURES.inc()
                 log.warning("client %s could not be scored: %s", client_id, exc)
-                result.append(None)
+                result.append(f"{type(exc).__name__}: {exc}")
         return result
