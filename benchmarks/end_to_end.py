@@ -34,11 +34,10 @@ from pathlib import Path
 
 import numpy as np
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from rich.console import Console
 from rich.table import Table
 
-from benchmarks.local_stack import LocalStack, running_stack
+from benchmarks.local_stack import LocalStack, create_topics, running_stack
 from features.definitions import FEATURE_NAMES
 from features.simulator import SimulatedMessage, history_frame, simulate, simulated_messages
 from models_store.registry import open_registry
@@ -67,15 +66,6 @@ class RunResult:
     def ratio(self) -> float:
         """Worker rate over passthrough rate."""
         return self.worker_eps / self.baseline_eps
-
-
-async def _create_topics(bootstrap: str, names: list[str]) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(n, PARTITIONS, 1) for n in names])
-    finally:
-        await admin.close()
 
 
 async def _produce(
@@ -257,7 +247,7 @@ def one_run(
     """Throughput on a backlog, then latency at ``rate``, each on fresh topics."""
     prefix = f"e2e-{uuid.uuid4().hex[:8]}"
     topics = [f"{prefix}-{name}" for name in ("activity", "billing", "passthrough")]
-    asyncio.run(_create_topics(stack.bootstrap, topics))
+    asyncio.run(create_topics(stack.bootstrap, topics, PARTITIONS))
     asyncio.run(_produce(stack.bootstrap, prefix, messages, rate=0))
     baseline = asyncio.run(_passthrough_eps(stack.bootstrap, prefix, len(messages)))
     pid, port = _start_worker(stack, data_dir, prefix, registry)
@@ -267,7 +257,7 @@ def one_run(
         stop_pid(pid, timeout_s=30)
     live = f"e2e-{uuid.uuid4().hex[:8]}"
     topics = [f"{live}-{name}" for name in ("activity", "billing", "predictions")]
-    asyncio.run(_create_topics(stack.bootstrap, topics))
+    asyncio.run(create_topics(stack.bootstrap, topics, PARTITIONS))
     pid, port = _start_worker(stack, data_dir, live, registry)
     try:
         latencies = asyncio.run(_latencies(stack, live, messages[:latency_events], rate))

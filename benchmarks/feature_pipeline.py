@@ -30,11 +30,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from rich.console import Console
 from rich.table import Table
 
-from benchmarks.local_stack import LocalStack, running_stack
+from benchmarks.local_stack import LocalStack, create_topics, running_stack
 from features.offline import LoggedMessage
 from features.simulator import simulate, simulated_messages
 from streams.replay import replay_to_kafka
@@ -57,15 +56,6 @@ class RunResult:
     def ratio(self) -> float:
         """Pipeline rate over baseline rate."""
         return self.pipeline_eps / self.baseline_eps
-
-
-async def _create_topics(bootstrap: str, names: list[str]) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(n, PARTITIONS, 1) for n in names])
-    finally:
-        await admin.close()
 
 
 async def _baseline_eps(bootstrap: str, topics: list[str], total: int) -> float:
@@ -168,7 +158,7 @@ def one_run(stack: LocalStack, data_dir: Path, messages: list[LoggedMessage]) ->
     """Produce the log to fresh topics, then time the baseline and the worker on them."""
     prefix = f"bench-{uuid.uuid4().hex[:8]}"
     topics = [f"{prefix}-activity", f"{prefix}-billing"]
-    asyncio.run(_create_topics(stack.bootstrap, topics))
+    asyncio.run(create_topics(stack.bootstrap, topics, PARTITIONS))
     settings = Settings(
         broker=f"kafka://{stack.bootstrap}",
         redis_url=stack.redis_url,

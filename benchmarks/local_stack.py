@@ -9,6 +9,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
 from streams.stack.processes import read_record
 
 
@@ -41,3 +43,13 @@ def running_stack(data_dir: Path) -> Iterator[LocalStack]:
         yield LocalStack(f"127.0.0.1:{kafka.port}", f"redis://127.0.0.1:{redis.port}/0")
     finally:
         cli(data_dir, "stack", "down")
+
+
+async def create_topics(bootstrap: str, names: list[str], partitions: int) -> None:
+    """Create ``names`` with ``partitions`` partitions each (replication 1)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(name, partitions, 1) for name in names])
+    finally:
+        await admin.close()
