@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import statistics
 import sys
 import tempfile
@@ -37,14 +36,13 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from rich.console import Console
 from rich.table import Table
 
-from benchmarks.local_stack import LocalStack, create_topics, running_stack
+from benchmarks.local_stack import LocalStack, create_topics, running_stack, worker_env
 from features.definitions import FEATURE_NAMES
 from features.simulator import SimulatedMessage, history_frame, simulate, simulated_messages
 from models_store.registry import open_registry
 from models_store.scoring import Scorer
 from models_store.training import TrainingRequest, train
 from models_store.tuning import SearchBudget
-from streams.settings import TopicNames
 from streams.stack.processes import free_port, spawn, stop_pid, wait_until
 
 PARTITIONS = 4
@@ -136,20 +134,8 @@ def _start_worker(
     stack: LocalStack, data_dir: Path, prefix: str, registry: Path
 ) -> tuple[int, int]:
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PROFITSTREAM_")}
-    env |= {
-        "PROFITSTREAM_BROKER": f"kafka://{stack.bootstrap}",
-        "PROFITSTREAM_REDIS_URL": stack.redis_url,
-        "PROFITSTREAM_APP_ID": prefix,
-        "PROFITSTREAM_DATA_DIR": str(data_dir / prefix),
-        "PROFITSTREAM_WEB_PORT": str(port),
-        "PROFITSTREAM_TOPIC_PARTITIONS": str(PARTITIONS),
-        "PROFITSTREAM_LOG_LEVEL": "warning",
-        "PROFITSTREAM_MODEL_REGISTRY": str(registry),
-        "PROFITSTREAM_MODEL": MODEL,
-    }
-    for name in TopicNames.model_fields:
-        env[f"PROFITSTREAM_TOPICS__{name.upper()}"] = f"{prefix}-{name}"
+    env = worker_env(stack, data_dir, prefix, port, PARTITIONS)
+    env |= {"PROFITSTREAM_MODEL_REGISTRY": str(registry), "PROFITSTREAM_MODEL": MODEL}
     process = spawn([sys.executable, "-m", "streams.cli", "worker"], data_dir / f"{prefix}.log",
                     env=env)  # fmt: skip
 
@@ -182,6 +168,8 @@ def _drain(port: int, total: int) -> tuple[float, float]:
         time.sleep(0.05)
     assert first is not None
     span = last[0] - first[0]
+    if span <= 0:
+        raise SystemExit("the backlog fit in one batch: nothing to time; use more --clients")
     return (last[1] - first[1]) / span, (last[2] - first[2]) / span
 
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -33,7 +32,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from rich.console import Console
 from rich.table import Table
 
-from benchmarks.local_stack import LocalStack, create_topics, running_stack
+from benchmarks.local_stack import LocalStack, create_topics, running_stack, worker_env
 from features.offline import LoggedMessage
 from features.simulator import simulate, simulated_messages
 from streams.replay import replay_to_kafka
@@ -101,18 +100,7 @@ def _metrics(port: int) -> dict[str, float]:
 def _pipeline(stack: LocalStack, data_dir: Path, prefix: str, total: int) -> tuple[float, float]:
     """(events/s between the first and the last batch, mean batch size) of one worker."""
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PROFITSTREAM_")}
-    env |= {
-        "PROFITSTREAM_BROKER": f"kafka://{stack.bootstrap}",
-        "PROFITSTREAM_REDIS_URL": stack.redis_url,
-        "PROFITSTREAM_APP_ID": prefix,
-        "PROFITSTREAM_DATA_DIR": str(data_dir / prefix),
-        "PROFITSTREAM_WEB_PORT": str(port),
-        "PROFITSTREAM_TOPIC_PARTITIONS": str(PARTITIONS),
-        "PROFITSTREAM_LOG_LEVEL": "warning",
-    }
-    for name in TopicNames.model_fields:
-        env[f"PROFITSTREAM_TOPICS__{name.upper()}"] = f"{prefix}-{name}"
+    env = worker_env(stack, data_dir, prefix, port, PARTITIONS)
     log = data_dir / f"{prefix}.log"
     process = spawn([sys.executable, "-m", "streams.cli", "worker"], log, env=env)
     try:
@@ -131,6 +119,8 @@ def _pipeline(stack: LocalStack, data_dir: Path, prefix: str, total: int) -> tup
                 last = (now, done)
             time.sleep(0.05)
         assert first is not None
+        if last[0] <= first[0]:
+            raise SystemExit("the backlog fit in one batch: nothing to time; use more --clients")
         batches = metrics["profitstream_batch_events_count"]
         return (last[1] - first[1]) / (last[0] - first[0]), total / batches
     finally:

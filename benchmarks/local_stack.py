@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -11,6 +12,7 @@ from pathlib import Path
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+from streams.settings import TopicNames
 from streams.stack.processes import read_record
 
 
@@ -53,3 +55,22 @@ async def create_topics(bootstrap: str, names: list[str], partitions: int) -> No
         await admin.create_topics([NewTopic(name, partitions, 1) for name in names])
     finally:
         await admin.close()
+
+
+def worker_env(
+    stack: LocalStack, data_dir: Path, prefix: str, port: int, partitions: int
+) -> dict[str, str]:
+    """Environment of a benchmark worker: its own app id, data dir, port and topics."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PROFITSTREAM_")}
+    env |= {
+        "PROFITSTREAM_BROKER": f"kafka://{stack.bootstrap}",
+        "PROFITSTREAM_REDIS_URL": stack.redis_url,
+        "PROFITSTREAM_APP_ID": prefix,
+        "PROFITSTREAM_DATA_DIR": str(data_dir / prefix),
+        "PROFITSTREAM_WEB_PORT": str(port),
+        "PROFITSTREAM_TOPIC_PARTITIONS": str(partitions),
+        "PROFITSTREAM_LOG_LEVEL": "warning",
+    }
+    for name in TopicNames.model_fields:
+        env[f"PROFITSTREAM_TOPICS__{name.upper()}"] = f"{prefix}-{name}"
+    return env
