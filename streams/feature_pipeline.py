@@ -226,12 +226,10 @@ class FeaturePipeline:
                 failure.client.as_of, failure.error,
             ))  # fmt: skip
         BATCH_PHASE_SECONDS.labels(phase="features_and_scores").observe(time.perf_counter() - began)
-        for prediction in predictions:
-            sent = await self._topics.predictions.send(
-                key=prediction.client_id.encode(), value=prediction.to_json()
-            )
+        latest = {p.client_id: p.to_json() for p in predictions}  # serialised once
+        for client_id, payload in latest.items():
+            sent = await self._topics.predictions.send(key=client_id.encode(), value=payload)
             batch.pending.append(sent)
-        latest = {p.client_id: p.to_json().decode() for p in predictions}
         mirrored = {}
         for client_id, entry in batch.changed.items():
             compact(entry.state, self._settings.allowed_lateness_s)
@@ -242,7 +240,7 @@ class FeaturePipeline:
             if client_id in vectors:
                 mirrored[client_id] = online_fields(entry.state, vectors[client_id])
                 if client_id in latest:
-                    mirrored[client_id]["prediction"] = latest[client_id]
+                    mirrored[client_id]["prediction"] = latest[client_id].decode()
         # After the states: the changelog keeps each partition's order, so a progress row
         # never lands without the states of the same input partition before it.
         for (topic, partition), offset in batch.through.items():

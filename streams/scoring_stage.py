@@ -13,7 +13,7 @@ import asyncio
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 from datetime import UTC, datetime
 
 import numpy as np
@@ -95,12 +95,14 @@ class ScoringStage:
             if reason is None:
                 PREDICTIONS_SUPPRESSED.inc()
                 continue
-            client.state.emitted = (new.margin, new.tier, new.model, new.arm, new.event_time)
+            client.state.emitted = astuple(new)
             chosen.append((index, reason, score))
-        rows = [index for index, _, _ in chosen]
-        explained = await loop.run_in_executor(
-            self._executor, self.scorer.explain, matrix[rows], [score for _, _, score in chosen]
-        )
+        explained: list[Score] = []
+        if chosen:
+            rows = [index for index, _, _ in chosen]
+            explained = await loop.run_in_executor(
+                self._executor, self.scorer.explain, matrix[rows], [s for _, _, s in chosen]
+            )
         SCORING_SECONDS.observe(time.perf_counter() - started)
         scored_at = datetime.now(UTC)
         now_ms = scored_at.timestamp() * 1000
