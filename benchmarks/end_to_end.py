@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import statistics
 import sys
 import tempfile
 import time
@@ -34,9 +33,15 @@ from pathlib import Path
 import numpy as np
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from rich.console import Console
-from rich.table import Table
 
-from benchmarks.local_stack import LocalStack, create_topics, running_stack, worker_env
+from benchmarks.local_stack import (
+    LocalStack,
+    create_topics,
+    running_stack,
+    spread_table,
+    worker_env,
+    worker_metric,
+)
 from features.definitions import FEATURE_NAMES
 from features.simulator import SimulatedMessage, history_frame, simulate, simulated_messages
 from models_store.registry import open_registry
@@ -120,16 +125,6 @@ async def _passthrough_eps(bootstrap: str, prefix: str, total: int) -> float:
         await producer.stop()
 
 
-def _metric(port: int, prefix: str) -> float:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as response:
-            body = response.read().decode()
-    except OSError:
-        return 0.0
-    return sum(float(line.rsplit(" ", 1)[1]) for line in body.splitlines()
-               if line.startswith(prefix) and not line.startswith("#"))  # fmt: skip
-
-
 def _start_worker(
     stack: LocalStack, data_dir: Path, prefix: str, registry: Path
 ) -> tuple[int, int]:
@@ -158,8 +153,8 @@ def _drain(port: int, total: int) -> tuple[float, float]:
     while last[1] < total:
         if time.monotonic() > deadline:
             raise RuntimeError("the worker stalled")
-        done = _metric(port, "profitstream_batch_events_sum")
-        emitted = _metric(port, "profitstream_predictions_emitted_total")
+        done = worker_metric(port, "profitstream_batch_events_sum")
+        emitted = worker_metric(port, "profitstream_predictions_emitted_total")
         now = time.perf_counter()
         if done > 0 and first is None:
             first = (now, done, emitted)
@@ -285,11 +280,8 @@ def main() -> None:
                     f"{len(result.latencies_ms):,} predictions, p50 {p[0]:.0f} ms, p95 "
                     f"{p[1]:.0f} ms, p99 {p[2]:.0f} ms"
                 )
-    table = Table(title=f"end to end, one worker, {len(messages):,} events, {args.runs} runs")
-    for column in ("what", "median", "min", "max"):
-        table.add_column(column, justify="right")
     percentiles = [np.percentile(r.latencies_ms, [50, 95, 99]) for r in results]
-    for name, values, fmt in (
+    rows = [
         ("passthrough: aiokafka consume + json + produce (ev/s)",
          [r.baseline_eps for r in results], ",.0f"),
         ("profitstream worker, features + scoring (ev/s)", [r.worker_eps for r in results],
@@ -300,10 +292,9 @@ def main() -> None:
         (f"latency p50 at {args.rate:,.0f} ev/s (ms)", [p[0] for p in percentiles], ",.1f"),
         (f"latency p95 at {args.rate:,.0f} ev/s (ms)", [p[1] for p in percentiles], ",.1f"),
         (f"latency p99 at {args.rate:,.0f} ev/s (ms)", [p[2] for p in percentiles], ",.1f"),
-    ):  # fmt: skip
-        table.add_row(name, format(statistics.median(values), fmt), format(min(values), fmt),
-                      format(max(values), fmt))  # fmt: skip
-    console.print(table)
+    ]  # fmt: skip
+    title = f"end to end, one worker, {len(messages):,} events, {args.runs} runs"
+    console.print(spread_table(title, rows))
     console.print(f"model alone: one row (prediction, interval, 5 drivers) {single_ms:.2f} ms; "
                   f"batch of 10,000: {batch_us:.1f} µs/row without drivers, "
                   f"{drivers_us:.1f} µs/row with them")  # fmt: skip

@@ -17,12 +17,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -30,9 +28,15 @@ from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from rich.console import Console
-from rich.table import Table
 
-from benchmarks.local_stack import LocalStack, create_topics, running_stack, worker_env
+from benchmarks.local_stack import (
+    LocalStack,
+    create_topics,
+    running_stack,
+    spread_table,
+    worker_env,
+    worker_metric,
+)
 from features.offline import LoggedMessage
 from features.simulator import simulate, simulated_messages
 from streams.replay import replay_to_kafka
@@ -83,20 +87,6 @@ async def _baseline_eps(bootstrap: str, topics: list[str], total: int) -> float:
         await consumer.stop()
 
 
-def _metrics(port: int) -> dict[str, float]:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as response:
-            body = response.read().decode()
-    except OSError:
-        return {}
-    values: dict[str, float] = {}
-    for line in body.splitlines():
-        if line.startswith("profitstream_batch_events_"):
-            name, _, value = line.partition(" ")
-            values[name] = float(value)
-    return values
-
-
 def _pipeline(stack: LocalStack, data_dir: Path, prefix: str, total: int) -> tuple[float, float]:
     """(events/s between the first and the last batch, mean batch size) of one worker."""
     port = free_port()
@@ -110,8 +100,7 @@ def _pipeline(stack: LocalStack, data_dir: Path, prefix: str, total: int) -> tup
         while last[1] < total:
             if process.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"the worker stopped or stalled; see {log}")
-            metrics = _metrics(port)
-            done = metrics.get("profitstream_batch_events_sum", 0.0)
+            done = worker_metric(port, "profitstream_batch_events_sum")
             now = time.perf_counter()
             if done > 0 and first is None:
                 first = (now, done)
@@ -121,7 +110,7 @@ def _pipeline(stack: LocalStack, data_dir: Path, prefix: str, total: int) -> tup
         assert first is not None
         if last[0] <= first[0]:
             raise SystemExit("the backlog fit in one batch: nothing to time; use more --clients")
-        batches = metrics["profitstream_batch_events_count"]
+        batches = worker_metric(port, "profitstream_batch_events_count")
         return (last[1] - first[1]) / (last[0] - first[0]), total / batches
     finally:
         stop_pid(process.pid, timeout_s=30)
@@ -187,23 +176,15 @@ def main() -> None:
                     f"pipeline {latest.pipeline_eps:,.0f} ev/s, ratio {latest.ratio:.3f}, "
                     f"mean batch {latest.mean_batch:,.0f} events"
                 )
-    table = Table(title=f"feature pipeline, one worker, {len(messages):,} events, {args.runs} runs")
-    for column in ("what", "median", "min", "max"):
-        table.add_column(column, justify="right")
-    for name, values, fmt in (
+    rows = [
         ("baseline: aiokafka + json.loads (ev/s)", [r.baseline_eps for r in results], ",.0f"),
         ("bare Faust agent, take_events only (ev/s)", [r.faust_eps for r in results], ",.0f"),
         ("profitstream worker (ev/s)", [r.pipeline_eps for r in results], ",.0f"),
         ("ratio worker / baseline", [r.ratio for r in results], ".3f"),
         ("mean batch (events)", [r.mean_batch for r in results], ",.0f"),
-    ):
-        table.add_row(
-            name,
-            format(statistics.median(values), fmt),
-            format(min(values), fmt),
-            format(max(values), fmt),
-        )
-    console.print(table)
+    ]
+    title = f"feature pipeline, one worker, {len(messages):,} events, {args.runs} runs"
+    console.print(spread_table(title, rows))
 
 
 if __name__ == "__main__":

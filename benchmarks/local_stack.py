@@ -1,16 +1,20 @@
-"""The embedded stack for benchmarks: started in a scratch dir, stopped afterwards."""
+"""The embedded stack for benchmarks (started in a scratch dir, stopped afterwards), and
+what every benchmark does with it: topics, worker environments, metrics, summary tables."""
 
 from __future__ import annotations
 
 import os
+import statistics
 import subprocess
 import sys
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from rich.table import Table
 
 from streams.settings import TopicNames
 from streams.stack.processes import read_record
@@ -74,3 +78,28 @@ def worker_env(
     for name in TopicNames.model_fields:
         env[f"PROFITSTREAM_TOPICS__{name.upper()}"] = f"{prefix}-{name}"
     return env
+
+
+def worker_metric(port: int, name: str) -> float:
+    """Sum of a worker's Prometheus metric ``name`` over its labels (0 if it cannot be read)."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as response:
+            body = response.read().decode()
+    except OSError:
+        return 0.0
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in body.splitlines()
+        if line.startswith((f"{name} ", f"{name}{{"))
+    )
+
+
+def spread_table(title: str, rows: list[tuple[str, list[float], str]]) -> Table:
+    """Median, min and max over the runs of each (what, values, format) row."""
+    table = Table(title=title)
+    for column in ("what", "median", "min", "max"):
+        table.add_column(column, justify="right")
+    for name, values, fmt in rows:
+        table.add_row(name, format(statistics.median(values), fmt), format(min(values), fmt),
+                      format(max(values), fmt))  # fmt: skip
+    return table
