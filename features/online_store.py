@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Mapping
+from collections.abc import Awaitable, Iterable, Mapping
 from typing import cast
 
 import redis.asyncio as aioredis
@@ -54,6 +54,11 @@ class OnlineStore:
         return dict(
             await cast(Awaitable[dict[str, str]], self._client.hgetall(self.key(client_id)))
         )
+
+    async def delete_many(self, client_ids: Iterable[str]) -> int:
+        """Remove clients' hashes (right to erasure); returns how many existed."""
+        keys = [self.key(client_id) for client_id in client_ids]
+        return int(await self._client.delete(*keys)) if keys else 0
 
     async def close(self) -> None:
         """Release the connection pool."""

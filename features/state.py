@@ -43,7 +43,7 @@ from features.events import (
 from features.windows import DAY_SECONDS, day_of, oldest_useful_day
 
 DEFAULT_ALLOWED_LATENESS_S = 7 * DAY_SECONDS
-STATE_FORMAT = 3  # 3 added ``emitted``; format 2 states still decode
+STATE_FORMAT = 4  # 3 added ``emitted``, 4 ``tracked``; formats 2 and 3 still decode
 
 # Daily bucket layout: one float per field, summed over the day's events.
 BUCKET_FIELDS: tuple[str, ...] = (
@@ -85,6 +85,11 @@ Stamp = tuple[float, str]
 # experiment arm, event time). Kept with the state so a replay after a crash decides
 # emissions exactly as before.
 EmittedMemo = tuple[float, str, str, str | None, float]
+# The emitted prediction whose realised outcome is awaited (``models_store.outcomes``):
+# (as_of, horizon end, prediction id, model, experiment, arm, predicted, lower, upper,
+# persistence, revenue so far, cost so far).
+TrackedMemo = tuple[float, float, str, str, str | None, str | None, float, float, float, float,
+                    float, float]  # fmt: skip
 
 
 @dataclass(slots=True)
@@ -117,6 +122,7 @@ class ClientState:
     offsets: dict[str, int] = field(default_factory=dict)
     version: int = 0
     emitted: EmittedMemo | None = None
+    tracked: TrackedMemo | None = None
 
     @property
     def watermark(self) -> float | None:
@@ -342,6 +348,7 @@ def encode_state(state: ClientState) -> bytes:
                 state.offsets,
                 state.version,
                 None if state.emitted is None else list(state.emitted),
+                None if state.tracked is None else list(state.tracked),
             ],
             use_bin_type=True,
         )
@@ -351,12 +358,11 @@ def encode_state(state: ClientState) -> bytes:
 def decode_state(raw: bytes) -> ClientState:
     """The inverse of ``encode_state``."""
     fields = msgpack.unpackb(raw, raw=False, strict_map_key=False)
-    if fields[0] not in (2, STATE_FORMAT):
-        raise ValueError(f"client state format {fields[0]} is not 2 or {STATE_FORMAT}")
-    if fields[0] == 2:
-        fields.append(None)
+    if fields[0] not in (2, 3, STATE_FORMAT):
+        raise ValueError(f"client state format {fields[0]} is not 2 to {STATE_FORMAT}")
+    fields.extend([None] * (STATE_FORMAT - fields[0]))  # what older formats did not have
     (_, client_id, day_numbers, packed, watermarks, first, contact, payment, ticket, contract,
-     endpoints, services, seen, offsets, version, emitted) = fields  # fmt: skip
+     endpoints, services, seen, offsets, version, emitted, tracked) = fields  # fmt: skip
     flat = struct.unpack(f"<{len(packed) // 8}d", packed)
     return ClientState(
         client_id=client_id,
@@ -378,4 +384,5 @@ def decode_state(raw: bytes) -> ClientState:
         offsets=offsets,
         version=version,
         emitted=None if emitted is None else tuple(emitted),
+        tracked=None if tracked is None else tuple(tracked),
     )

@@ -121,9 +121,11 @@ def build_prediction(
     scored_at: datetime,
     latency_ms: float | None = None,
     reason: str | None = None,
+    experiment: tuple[str, str] | None = None,
 ) -> Prediction:
-    """The payload of ``score`` for one client. Without a triggering event, the time the
-    features are as of identifies the input in ``prediction_id``."""
+    """The payload of ``score`` for one client (``experiment``: its id and the client's arm).
+    Without a triggering event, the time the features are as of identifies the input in
+    ``prediction_id``."""
     trigger = event_id if event_id is not None else f"as_of:{features_as_of!r}"
     return Prediction(
         prediction_id=prediction_id(client_id, trigger, card.ref),
@@ -134,6 +136,7 @@ def build_prediction(
         risk_tier=score.tier,  # type: ignore[arg-type]  # one of the four, by risk_tier()
         drivers=[Driver(**asdict(driver)) for driver in score.drivers],
         model=ModelId(name=card.name, version=card.version),
+        experiment=None if experiment is None else Experiment(id=experiment[0], arm=experiment[1]),
         event_id=event_id,
         event_time=_time(event_time),
         features_as_of=datetime.fromtimestamp(features_as_of, UTC),

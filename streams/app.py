@@ -7,11 +7,16 @@ from typing import Any
 import faust
 
 from features.online_store import OnlineStore
+from models_store.command_signing import Keyring, load_keyring
+from models_store.deployment import ControlFold
 from models_store.emission import EmissionPolicy
 from models_store.scoring import Scorer
 from streams import commit_guard
+from streams.active_models import ActiveModels, registry_loader
 from streams.agents import register_agents
+from streams.audit_trail import register_audit_trail
 from streams.client_table import declare_client_table
+from streams.control_log import ControlLog
 from streams.feature_pipeline import FeaturePipeline
 from streams.gap_reader import GapReader
 from streams.input_reader import InputReader
@@ -43,8 +48,8 @@ def broker_credentials(
 def create_app(
     settings: Settings, bootstrap: list[str], redis_url: str, scorer: Scorer | None = None
 ) -> faust.App:
-    """A Faust app for ``settings`` on the given broker and Redis; it emits predictions
-    when given a ``scorer`` (the verified, loaded model)."""
+    """A Faust app for ``settings`` on the given broker and Redis. ``scorer`` (the verified,
+    loaded ``PROFITSTREAM_MODEL``) is the champion until the control log deploys another."""
     commit_guard.install()
     session_timeout = settings.broker_session_timeout_s
     options: dict[str, Any] = {
@@ -76,18 +81,37 @@ def create_app(
     async def close_clients(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
         await store.close()
         await gaps.close()
-        if scoring is not None:
-            scoring.close()
+        scoring.close()
 
     app.on_before_shutdown.connect(close_clients)
 
-    scoring = None
+    keyring = load_keyring(settings.control_keys) if settings.control_keys else Keyring({})
+    fold = ControlFold.starting_with(
+        keyring,
+        None if scorer is None else scorer.ref,
+        max_age_s=settings.control_max_age_s,
+        max_skew_s=settings.control_max_skew_s,
+    )
+    control = ControlLog(settings.topics.control, fold, consumer_options)
+    models = ActiveModels(control, registry_loader(settings))
     if scorer is not None:
-        policy = EmissionPolicy(settings.prediction_delta, settings.prediction_heartbeat_s)
-        scoring = ScoringStage(scorer, policy)
-    pipeline = FeaturePipeline(settings, topics, states, store, gaps, scoring)
-    reader = InputReader(app, settings, pipeline, consumer_options)
+        models.keep(scorer)
+
+    async def fold_control_log() -> None:
+        await control.run()
+
+    async def follow_deployments() -> None:
+        await models.run()
+
+    app.task(fold_control_log)
+    app.task(follow_deployments)
+
+    policy = EmissionPolicy(settings.prediction_delta, settings.prediction_heartbeat_s)
+    scoring = ScoringStage(policy)
+    pipeline = FeaturePipeline(settings, topics, states, store, gaps, models, scoring)
+    reader = InputReader(app, settings, pipeline, models, consumer_options)
     register_agents(app, settings, pipeline, reader)
+    register_audit_trail(app, topics, control)
     token = settings.api_token.get_secret_value() if settings.api_token else None
-    register_views(app, states, store, scorer, token)
+    register_views(app, states, store, models, token)
     return app

@@ -14,6 +14,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from models_store.errors import ModelStoreError
+from streams.control_command import audit, clients_cli, control_cli, experiment_cli
 from streams.errors import ProfitstreamError
 from streams.models_command import models_cli
 from streams.settings import Settings, mask_url_password
@@ -29,6 +30,10 @@ cli = typer.Typer(
 stack_cli = typer.Typer(help="The embedded local stack: Tansu (Kafka) and valkey (Redis).")
 cli.add_typer(stack_cli, name="stack")
 cli.add_typer(models_cli, name="models")
+cli.add_typer(experiment_cli, name="experiment")
+cli.add_typer(clients_cli, name="clients")
+cli.add_typer(control_cli, name="control")
+cli.command("audit")(audit)
 
 out = Console()
 err = Console(stderr=True)
@@ -267,9 +272,10 @@ def schemas(
 ) -> None:
     """Write the event contract: OUT/events.md and OUT/schemas/<topic>.schema.json."""
     from features.contract_docs import events_markdown, schema_files
+    from models_store.commands import control_schema_file
     from models_store.prediction import prediction_schema_file
 
-    files = {**schema_files(), **dict([prediction_schema_file()])}
+    files = {**schema_files(), **dict([prediction_schema_file(), control_schema_file()])}
     try:
         (out_dir / "schemas").mkdir(parents=True, exist_ok=True)
         (out_dir / "events.md").write_text(events_markdown())

@@ -8,10 +8,14 @@ A write returns the future of its changelog message; the pipeline waits until th
 broker has acknowledged every one before it reads the next batch, so a progress row
 never claims more than the changelog holds.
 
-Besides one row per client, the table keeps one row per input partition,
-``#progress/{topic}/{partition}``: the highest offset of that partition processed so far
-(``#`` cannot start a client id). It lives in the changelog partition of the input
-partition it describes, so it moves with it on a rebalance.
+Besides one row per client, the table keeps two rows per input partition (``#`` cannot
+start a client id), in the changelog partition of the input partition they describe, so
+they move with it on a rebalance:
+
+- ``#progress/{topic}/{partition}``: the highest offset of that partition processed so far;
+- ``#deployment/{topic}/{partition}``: the deployment revision the partition is scored
+  with and the first offset it scored (``models_store.deployment``): a partition never
+  goes back to an older deployment, whichever worker reads it next.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from features.state import ClientState, decode_state, encode_state
 
 TABLE_NAME = "client-state"
 PROGRESS_PREFIX = "#progress/"
+DEPLOYMENT_PREFIX = "#deployment/"
 
 
 @dataclass(frozen=True)
@@ -122,9 +127,43 @@ def save_progress(
     return _write(table, progress_key(topic, partition), str(offset).encode(), topic, partition)
 
 
+def load_deployment(table: TableT[str, bytes], topic: str, partition: int) -> int | None:
+    """The deployment revision the input partition was last scored with, if any."""
+    with _in_partition(topic, partition):
+        raw = table.get(f"{DEPLOYMENT_PREFIX}{topic}/{partition}")
+    return None if raw is None else int(raw.split(b":")[0])
+
+
+def save_deployment(
+    table: TableT[str, bytes], topic: str, partition: int, revision: int, from_offset: int
+) -> Awaitable[RecordMetadata]:
+    """Record that the input partition is scored with ``revision`` from ``from_offset`` on."""
+    key = f"{DEPLOYMENT_PREFIX}{topic}/{partition}"
+    return _write(table, key, f"{revision}:{from_offset}".encode(), topic, partition)
+
+
+def delete_client(
+    table: TableT[str, bytes], client_id: str, topic: str, partition: int
+) -> Awaitable[RecordMetadata] | None:
+    """Delete a client's state from ``partition``: a tombstone in the changelog, so its
+    compacted view forgets the client too. None when the partition holds no such client."""
+    with _in_partition(topic, partition):
+        if table.get(client_id) is None:
+            return None
+        del table.data[client_id]
+        return table.changelog_topic.send_soon(
+            key=client_id,
+            value=None,
+            partition=partition,
+            key_serializer=table.key_serializer,  # type: ignore[attr-defined]
+            value_serializer="raw",
+            eager_partitioning=True,
+        )
+
+
 def read_state(table: TableT[str, bytes], client_id: str) -> ClientState | None:
     """The state of a client from outside the stream (e.g. an HTTP view), if known."""
-    if client_id.startswith(PROGRESS_PREFIX):
+    if client_id.startswith("#"):
         return None
     raw = table.get(client_id)
     return None if raw is None else decode_state(raw)

@@ -7,11 +7,19 @@ in batches; each changed client is rescored once per batch (one model call for a
 them), written once to the table and once to Redis (one pipelined round trip per batch).
 ``process`` returns only once the batch's predictions, table writes, progress rows and
 dead letters are acknowledged by the broker.
+
+Each batch is scored by one deployment (``streams.active_models``). When it differs from
+the one a partition was last scored with, the partition switches at the batch's first
+offset: the switch is written to the table (``#deployment`` rows) and announced on the
+audit topic (``model_switch``), so every prediction's model can be traced to an offset.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
+import logging
+import socket
 import time
 from collections import Counter
 from collections.abc import Awaitable
@@ -20,22 +28,37 @@ from datetime import UTC, datetime, timedelta
 
 from faust.types import TP, RecordMetadata, TableT
 
-from features.definitions import compute_features
+from features.definitions import FEATURE_NAMES, compute_features
 from features.events import EventStream, InvalidEventError, parse_event
 from features.online_store import OnlineStore
 from features.serving import online_fields
 from features.state import ClientState, Outcome, apply_event, compact, record_offset
-from streams.client_table import load_progress, load_state, save_progress, save_state
+from models_store.labels import margin_parts
+from models_store.outcomes import Tracked, add_money, is_closed, outcome_record, track
+from models_store.prediction import Prediction
+from streams.active_models import ActiveDeployment, ActiveModels
+from streams.client_table import (
+    delete_client,
+    load_deployment,
+    load_progress,
+    load_state,
+    save_deployment,
+    save_progress,
+    save_state,
+)
 from streams.dead_letters import send_scoring_failure, send_to_dlq
 from streams.gap_reader import GapReader
 from streams.metrics import (
     BATCH_EVENTS,
     BATCH_PHASE_SECONDS,
     BATCH_SECONDS,
+    CLIENTS_ERASED,
     CLIENTS_MIRRORED,
     EVENT_OUTCOMES,
     EVENTS_CONSUMED,
+    MODEL_SWITCHES,
     OFFSETS_REREAD,
+    OUTCOMES_JOINED,
 )
 from streams.partition_progress import PartitionProgress, next_expected
 from streams.scoring_stage import Rescore, Scored, ScoringStage
@@ -70,9 +93,18 @@ class _Changed:
     produced_ms: int | None = None
 
 
+log = logging.getLogger(__name__)
+LAGGING_WARNING_S = 10.0
+ERASED = "erased"  # the outcome of an event of an erased client: dropped, counted
+# The persistence forecast a tracked prediction is compared with (drift guardrail).
+PERSISTENCE = FEATURE_NAMES.index("realised_margin_90d")
+
+
 @dataclass
 class _Batch:
     now: datetime
+    active: ActiveDeployment | None = None
+    erased: frozenset[str] = frozenset()
     changed: dict[str, _Changed] = field(default_factory=dict)
     # Sends (DLQ, changelog) that must reach the broker before the batch is acked.
     pending: list[Awaitable[RecordMetadata]] = field(default_factory=list)
@@ -94,15 +126,23 @@ class FeaturePipeline:
         states: TableT[str, bytes],
         store: OnlineStore,
         gaps: GapReader,
-        scoring: ScoringStage | None = None,
+        models: ActiveModels,
+        scoring: ScoringStage,
     ) -> None:
         self._settings = settings
         self._topics = topics
         self._states = states
         self._store = store
         self._gaps = gaps
+        self._models = models
         self._scoring = scoring
         self._progress = PartitionProgress()
+        # The deployment revision each tracked partition was last scored with.
+        self._revisions: dict[str, int | None] = {}
+        # The erased clients each tracked partition has been cleared of.
+        self._swept: dict[str, frozenset[str]] = {}
+        self._erased_in_redis: frozenset[str] = frozenset()
+        self.worker_id = f"{settings.app_id}@{socket.gethostname()}:{settings.web_port}"
         self._stream_of_topic: dict[str, EventStream] = {
             settings.topics.activity: "activity",
             settings.topics.billing: "billing",
@@ -114,7 +154,11 @@ class FeaturePipeline:
 
     def forget(self, revoked: set[TP]) -> None:
         """Stop tracking revoked partitions; progress and states are re-read from the table."""
-        self._progress.forget({partition_key(tp.topic, tp.partition) for tp in revoked})
+        keys = {partition_key(tp.topic, tp.partition) for tp in revoked}
+        self._progress.forget(keys)
+        for key in keys:
+            self._revisions.pop(key, None)
+            self._swept.pop(key, None)
         self._cache.clear()
 
     def resume_partition(self, topic: str, partition: int, beginning: int) -> int:
@@ -123,7 +167,10 @@ class FeaturePipeline:
         ``beginning`` is the partition's first retained offset.
         """
         start = next_expected(load_progress(self._states, topic, partition), beginning)
-        self._progress.start(partition_key(topic, partition), start)
+        key = partition_key(topic, partition)
+        self._progress.start(key, start)
+        self._revisions[key] = load_deployment(self._states, topic, partition)
+        self._swept[key] = frozenset()
         return start
 
     async def process(self, records: list[SourceRecord]) -> None:
@@ -131,6 +178,7 @@ class FeaturePipeline:
         started = time.perf_counter()
         batch = _Batch(now=datetime.now(UTC))
         try:
+            await self._start(batch, records)
             for chunk in _runs_by_partition(records):
                 await self._apply_run(batch, chunk)
             BATCH_PHASE_SECONDS.labels(phase="apply").observe(time.perf_counter() - started)
@@ -147,13 +195,93 @@ class FeaturePipeline:
         BATCH_EVENTS.observe(len(records))
         BATCH_SECONDS.observe(time.perf_counter() - started)
 
+    async def _start(self, batch: _Batch, records: list[SourceRecord]) -> None:
+        """Track the batch's partitions, pick its deployment and switch partitions to it."""
+        partitions = dict.fromkeys((record.topic, record.partition) for record in records)
+        for topic, partition in partitions:
+            if not self._progress.knows(partition_key(topic, partition)):
+                beginning = await self._gaps.beginning(topic, partition)
+                self.resume_partition(topic, partition, beginning)
+        await self._erase(batch)
+        seen = [self._revisions.get(partition_key(*tp)) for tp in partitions]
+        newest = max((revision for revision in seen if revision is not None), default=-1)
+        batch.active = await self._deployment_at_least(newest)
+        switched = []
+        revision = batch.active.revision
+        for (topic, partition), previous in zip(partitions, seen, strict=True):
+            if previous == revision:
+                continue
+            key = partition_key(topic, partition)
+            first = self._progress.expected[key]
+            batch.pending.append(save_deployment(self._states, topic, partition, revision, first))
+            self._revisions[key] = revision
+            switched.append({"topic": topic, "partition": partition, "from_offset": first,
+                             "previous_revision": previous})  # fmt: skip
+        if switched:
+            MODEL_SWITCHES.inc(len(switched))
+            batch.pending.append(await self._topics.audit.send(value=self._switch_record(
+                batch.active, switched, batch.now)))  # fmt: skip
+
+    async def _erase(self, batch: _Batch) -> None:
+        """Clear erased clients from every tracked partition not cleared of them yet (their
+        state goes with a changelog tombstone), and from Redis; their events are dropped."""
+        batch.erased = erased = self._models.erased
+        if not erased:
+            return
+        for key, swept in self._swept.items():
+            if swept == erased:
+                continue
+            topic, _, number = key.rpartition(":")
+            for client_id in erased - swept:
+                deleted = delete_client(self._states, client_id, topic, int(number))
+                self._cache.discard(client_id)
+                if deleted is not None:
+                    batch.pending.append(deleted)
+                    CLIENTS_ERASED.inc()
+                    log.info("erased a client's state from %s", key)
+            self._swept[key] = erased
+        if erased != self._erased_in_redis:
+            await self._store.delete_many(erased - self._erased_in_redis)
+            self._erased_in_redis = erased
+
+    async def _deployment_at_least(self, revision: int) -> ActiveDeployment:
+        """The current deployment, once it is at least ``revision`` (the newest a partition
+        of the batch was scored with, maybe by a worker whose control log is ahead)."""
+        waited = 0.0
+        while True:
+            active = self._models.current
+            if active is not None and active.revision >= revision and self._models.is_current():
+                return active
+            if waited >= LAGGING_WARNING_S:
+                log.warning("waiting for deployment revision %d (this worker has %s)",
+                            revision, None if active is None else active.revision)  # fmt: skip
+                waited = 0.0
+            await asyncio.sleep(0.05)
+            waited += 0.05
+
+    def _switch_record(
+        self, active: ActiveDeployment, partitions: list[dict[str, object]], now: datetime
+    ) -> bytes:
+        deployment = active.deployment
+        experiment = deployment.experiment
+        return json.dumps({
+            "schema_version": 1,
+            "kind": "model_switch",
+            "worker": self.worker_id,
+            "at": now.isoformat(),
+            "deployment_revision": deployment.revision,
+            "champion": deployment.champion,
+            "experiment": None if experiment is None else {
+                "id": experiment.experiment_id, "challenger": experiment.challenger,
+                "mode": experiment.mode, "share": experiment.share, "salt": experiment.salt,
+            },
+            "partitions": partitions,
+        }).encode()  # fmt: skip
+
     async def _apply_run(self, batch: _Batch, run: list[SourceRecord]) -> None:
         """Apply consecutive records of one partition, re-reading first any hole before them."""
         first = run[0]
         tp = first.topic_partition
-        if not self._progress.knows(tp):
-            beginning = await self._gaps.beginning(first.topic, first.partition)
-            self.resume_partition(first.topic, first.partition, beginning)
         if run[-1].offset - first.offset + 1 != len(run):
             # Holes inside the run (rare): check record by record.
             for record in run:
@@ -186,6 +314,9 @@ class FeaturePipeline:
         except InvalidEventError as exc:
             batch.dead.append((record, str(exc), exc.reason))
             return
+        if event.client_id in batch.erased:
+            batch.outcomes[ERASED] += 1
+            return
         entry = batch.changed.get(event.client_id)
         if entry is None:
             state = self._cache.get(event.client_id)
@@ -198,6 +329,11 @@ class FeaturePipeline:
         lateness = self._settings.allowed_lateness_s
         outcome = apply_event(entry.state, event, lateness)
         batch.outcomes[outcome.value] += 1
+        if outcome is Outcome.APPLIED and entry.state.tracked is not None:
+            revenue, cost = margin_parts(event)
+            if revenue or cost:
+                tracked = add_money(Tracked.of(entry.state.tracked), event.timestamp, revenue, cost)
+                entry.state.tracked = tracked.memo()
         if outcome is Outcome.APPLIED and event.timestamp >= entry.event_time:
             entry.event_id, entry.event_time = event.event_id, event.timestamp
             entry.produced_ms = record.timestamp_ms
@@ -226,9 +362,18 @@ class FeaturePipeline:
                 failure.client.as_of, failure.error,
             ))  # fmt: skip
         BATCH_PHASE_SECONDS.labels(phase="features_and_scores").observe(time.perf_counter() - began)
+        for outcome in self._join_outcomes(batch, predictions, vectors):
+            key = str(outcome["experiment_id"] or outcome["model"]).encode()
+            value = json.dumps(outcome).encode()
+            batch.pending.append(await self._topics.monitoring.send(key=key, value=value))
         latest = {p.client_id: p.to_json() for p in predictions}  # serialised once
         for client_id, payload in latest.items():
             sent = await self._topics.predictions.send(key=client_id.encode(), value=payload)
+            batch.pending.append(sent)
+        for prediction in scored.shadow:
+            sent = await self._topics.shadow.send(
+                key=prediction.client_id.encode(), value=prediction.to_json()
+            )
             batch.pending.append(sent)
         mirrored = {}
         for client_id, entry in batch.changed.items():
@@ -254,10 +399,33 @@ class FeaturePipeline:
         BATCH_PHASE_SECONDS.labels(phase="acknowledged").observe(time.perf_counter() - waiting)
         CLIENTS_MIRRORED.inc(len(mirrored))
 
+    def _join_outcomes(
+        self, batch: _Batch, predictions: list[Prediction], vectors: dict[str, list[float]]
+    ) -> list[dict[str, object]]:
+        """Close the tracked predictions whose horizon ended (their outcome records), then
+        track the new predictions of clients that have none tracked."""
+        lateness = self._settings.allowed_lateness_s
+        closed = []
+        for entry in batch.changed.values():
+            state = entry.state
+            if state.tracked is None or state.watermark is None:
+                continue
+            tracked = Tracked.of(state.tracked)
+            if is_closed(tracked, state.watermark, lateness):
+                closed.append(outcome_record(tracked))
+                state.tracked = None
+        for prediction in predictions:
+            state = batch.changed[prediction.client_id].state
+            if state.tracked is None:
+                persistence = vectors[prediction.client_id][PERSISTENCE]
+                state.tracked = track(prediction, persistence).memo()
+        OUTCOMES_JOINED.inc(len(closed))
+        return closed
+
     async def _predict(self, batch: _Batch, vectors: dict[str, list[float]]) -> Scored:
         """Rescore the clients an applied event changed (duplicates and late events change
         nothing) and return the predictions worth emitting."""
-        if self._scoring is None:
+        if batch.active is None or batch.active.champion is None:
             return Scored([], [])
         rescore = []
         for client_id, entry in batch.changed.items():
@@ -266,4 +434,4 @@ class FeaturePipeline:
                 continue
             rescore.append(Rescore(entry.state, vectors[client_id], as_of, entry.event_id,
                                    entry.event_time, entry.produced_ms))  # fmt: skip
-        return await self._scoring.run(rescore)
+        return await self._scoring.run(rescore, batch.active)

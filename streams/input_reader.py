@@ -24,6 +24,7 @@ import faust
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from faust.types import TP
 
+from streams.active_models import ActiveModels
 from streams.feature_pipeline import FeaturePipeline
 from streams.readiness import is_ready
 from streams.settings import Settings
@@ -40,11 +41,13 @@ class InputReader:
         app: faust.App,
         settings: Settings,
         pipeline: FeaturePipeline,
+        models: ActiveModels,
         consumer_options: dict[str, Any],
     ) -> None:
         self._app = app
         self._settings = settings
         self._pipeline = pipeline
+        self._models = models
         self._options = consumer_options
         self._inputs = {settings.topics.activity, settings.topics.billing}
         self._assigned: frozenset[TP] = frozenset()
@@ -66,7 +69,9 @@ class InputReader:
         await consumer.start()
         try:
             while True:
-                if self._revoked or not is_ready(self._app):
+                # A new deployment is loaded before the next batch: the switch falls between
+                # two batches.
+                if self._revoked or not is_ready(self._app) or not self._models.is_current():
                     await asyncio.sleep(0.05)
                     continue
                 async with self._busy:

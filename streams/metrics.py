@@ -12,7 +12,7 @@ DEAD_LETTERS = Counter(
 )
 EVENT_OUTCOMES = Counter(
     "profitstream_event_outcomes_total",
-    "Valid events by what applying them did (applied, duplicate, late, replayed)",
+    "Valid events by what applying them did (applied, duplicate, late, replayed, erased)",
     ["outcome"],
 )
 BATCH_EVENTS = Histogram(
@@ -62,4 +62,25 @@ PREDICTION_LATENCY = Histogram(
     "profitstream_prediction_latency_seconds",
     "From the triggering event's production to its prediction being produced",
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+CONTROL_COMMANDS = Counter(
+    "profitstream_control_commands_total",
+    "Control commands this worker folded, by outcome (accepted, rejected_<reason>)",
+    ["outcome"],
+)
+MODEL_SWITCHES = Counter(
+    "profitstream_model_switches_total",
+    "Input partitions that switched to a new deployment (champion or experiment)",
+)
+MODEL_LOAD_FAILURES = Counter(
+    "profitstream_model_load_failures_total",
+    "Deployed models this worker could not fetch, verify or load (it stops until fixed)",
+)
+CLIENTS_ERASED = Counter(
+    "profitstream_clients_erased_total",
+    "Client states this worker deleted from its table partitions on an erase_client command",
+)
+OUTCOMES_JOINED = Counter(
+    "profitstream_outcomes_joined_total",
+    "Tracked predictions whose horizon closed: their realised margin went to the monitoring topic",
 )

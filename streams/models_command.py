@@ -11,12 +11,15 @@ from rich.console import Console, Group
 from rich.panel import Panel
 from rich.table import Table
 
+from streams.control_command import WaitOption, exact_ref, publish_command
+
 if TYPE_CHECKING:
     from models_store.card import ModelCard
     from models_store.registry import ModelRegistry
 
 models_cli = typer.Typer(
-    help="The model registry (PROFITSTREAM_MODEL_REGISTRY): list, show and register versions.",
+    help="The model registry (PROFITSTREAM_MODEL_REGISTRY): list, show and register versions; "
+    "approve, deploy, roll back and retire them (signed control commands).",
     no_args_is_help=True,
 )
 out = Console()
@@ -95,6 +98,53 @@ def register(
     registry = open_configured_registry(ctx)
     card = registry.register(bundle)
     out.print(f"registered {card.ref} in {registry.location}", highlight=False)
+
+
+@models_cli.command("approve")
+def approve(
+    ctx: typer.Context,
+    ref: Annotated[str, typer.Argument(help="NAME@VERSION (or NAME@ALIAS) in the registry")],
+    wait: WaitOption = 30,
+) -> None:
+    """Make a registered version deployable (control command `register`; operator)."""
+    model = exact_ref(ctx, ref)
+    publish_command(ctx, "register", {"model": model}, model.split("@")[0], wait)
+
+
+@models_cli.command("deploy")
+def deploy(
+    ctx: typer.Context,
+    ref: Annotated[str, typer.Argument(help="an approved NAME@VERSION (or NAME@ALIAS)")],
+    wait: WaitOption = 30,
+) -> None:
+    """Make a version the champion on every worker, without a restart (admin)."""
+    model = exact_ref(ctx, ref)
+    publish_command(ctx, "deploy", {"model": model}, model.split("@")[0], wait)
+
+
+@models_cli.command("rollback")
+def rollback(
+    ctx: typer.Context,
+    ref: Annotated[
+        str | None, typer.Argument(help="a version to go back to (default: the previous champion)")
+    ] = None,
+    wait: WaitOption = 30,
+) -> None:
+    """Go back to the previous champion, or to a named approved version (admin)."""
+    model = None if ref is None else exact_ref(ctx, ref)
+    key = "rollback" if model is None else model.split("@")[0]
+    publish_command(ctx, "rollback", {"model": model}, key, wait)
+
+
+@models_cli.command("retire")
+def retire(
+    ctx: typer.Context,
+    ref: Annotated[str, typer.Argument(help="NAME@VERSION that may no longer be deployed")],
+    wait: WaitOption = 30,
+) -> None:
+    """Forbid deploying a version again (it stays in the registry; admin)."""
+    model = exact_ref(ctx, ref)
+    publish_command(ctx, "retire", {"model": model}, model.split("@")[0], wait)
 
 
 def headline_metrics(card: ModelCard) -> dict[str, float]:

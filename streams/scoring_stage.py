@@ -1,8 +1,11 @@
 """Rescore the clients a batch changed and decide which predictions to emit.
 
-One model call per batch, in a worker thread so the event loop keeps serving (XGBoost and
-the forest release the GIL while they predict); drivers (TreeSHAP, the costly part) only
-for the predictions that are emitted. The decision uses the last prediction
+One model call per batch and model, in a worker thread so the event loop keeps serving
+(XGBoost and the forest release the GIL while they predict); drivers (TreeSHAP, the costly
+part) only for the predictions that are emitted. During an A/B experiment each client is
+scored by the model of its arm (sticky: ``models_store.assignment``); in a shadow
+experiment the challenger also scores every client the champion emits for, and those
+predictions go to the shadow topic only. The decision uses the last prediction
 emitted for each client, kept in its state (``ClientState.emitted``), so after a crash the
 replayed batch decides, and identifies, its predictions exactly as before.
 """
@@ -12,9 +15,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import astuple, dataclass
+from dataclasses import astuple, dataclass, field
 from datetime import UTC, datetime
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -22,6 +27,7 @@ from features.state import ClientState
 from models_store.emission import EmissionPolicy, Emitted, Reason, decide
 from models_store.prediction import Prediction, build_prediction
 from models_store.scoring import Score, Scorer
+from streams.active_models import ActiveDeployment
 from streams.metrics import (
     PREDICTION_LATENCY,
     PREDICTIONS_EMITTED,
@@ -31,6 +37,7 @@ from streams.metrics import (
 )
 
 log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -55,17 +62,27 @@ class ScoringFailure:
 
 @dataclass(frozen=True)
 class Scored:
-    """What a batch's rescoring produced."""
+    """What a batch's rescoring produced: predictions for the main topic, the shadow
+    challenger's for the shadow topic, and the clients that could not be scored."""
 
     predictions: list[Prediction]
     failures: list[ScoringFailure]
+    shadow: list[Prediction] = field(default_factory=list)
+
+
+@dataclass
+class _Group:
+    """Clients scored by one model, in one arm."""
+
+    scorer: Scorer
+    arm: str | None
+    members: list[int] = field(default_factory=list)
 
 
 class ScoringStage:
     """Scores changed clients; returns the predictions to emit and updates ``emitted``."""
 
-    def __init__(self, scorer: Scorer, policy: EmissionPolicy) -> None:
-        self.scorer = scorer
+    def __init__(self, policy: EmissionPolicy) -> None:
         self.policy = policy
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="scoring")
 
@@ -73,66 +90,138 @@ class ScoringStage:
         """Stop the scoring thread."""
         self._executor.shutdown(wait=False)
 
-    async def run(self, clients: list[Rescore]) -> Scored:
-        """Score ``clients`` in one model call and keep the meaningful changes."""
-        if not clients:
+    async def run(self, clients: list[Rescore], active: ActiveDeployment) -> Scored:
+        """Score ``clients`` with the deployment's models (one call per model) and keep the
+        meaningful changes."""
+        if not clients or active.champion is None:
             return Scored([], [])
-        matrix = np.array([client.features for client in clients], dtype=np.float64)
         started = time.perf_counter()
-        loop = asyncio.get_running_loop()
-        ids = [client.state.client_id for client in clients]
-        scores = await loop.run_in_executor(self._executor, self._score_each_if_needed, matrix, ids)
-        ref = self.scorer.ref
-        chosen: list[tuple[int, Reason, Score]] = []
-        failures = []
-        for index, (client, score) in enumerate(zip(clients, scores, strict=True)):
+        matrix = np.array([client.features for client in clients], dtype=np.float64)
+        experiment = active.deployment.experiment
+        groups: dict[str, _Group] = {}
+        for index, client in enumerate(clients):
+            arm = active.arm_of(client.state.client_id)
+            scorer = active.challenger if arm == "challenger" else active.champion
+            assert scorer is not None  # an A/B experiment always has its challenger loaded
+            group = groups.setdefault(f"{scorer.ref}/{arm}", _Group(scorer, arm))
+            group.members.append(index)
+        emitted: list[Prediction] = []
+        failures: list[ScoringFailure] = []
+        scored_at = datetime.now(UTC)
+        for group in groups.values():
+            chosen = await self._choose(group, clients, matrix, failures)
+            if not chosen:
+                continue
+            rows = [index for index, _, _ in chosen]
+            explained = await self._in_thread(
+                group.scorer.explain, matrix[rows], [score for _, _, score in chosen]
+            )
+            tag = None if group.arm is None or experiment is None else (
+                experiment.experiment_id, group.arm)  # fmt: skip
+            for (index, reason, _), score in zip(chosen, explained, strict=True):
+                emitted.append(
+                    self._prediction(
+                        group.scorer, clients[index], score, scored_at, reason.value, tag
+                    )
+                )
+                PREDICTIONS_EMITTED.labels(reason=reason.value).inc()
+        shadow = []
+        if active.shadow is not None and experiment is not None and emitted:
+            shadow = await self._shadow(active.shadow, experiment.experiment_id, emitted,
+                                        clients, matrix, scored_at)  # fmt: skip
+        SCORING_SECONDS.observe(time.perf_counter() - started)
+        return Scored(emitted, failures, shadow)
+
+    async def _choose(
+        self,
+        group: _Group,
+        clients: list[Rescore],
+        matrix: np.ndarray,
+        failures: list[ScoringFailure],
+    ) -> list[tuple[int, Reason, Score]]:
+        """Score a group; return (client index, why, score) of the predictions to emit."""
+        ids = [clients[index].state.client_id for index in group.members]
+        scores = await self._in_thread(
+            self._score_each_if_needed, group.scorer, matrix[group.members], ids
+        )
+        ref = group.scorer.ref
+        chosen = []
+        for index, score in zip(group.members, scores, strict=True):
+            client = clients[index]
             if isinstance(score, str):
                 failures.append(ScoringFailure(client, score))
                 continue
             memo = client.state.emitted
-            new = Emitted(score.margin, score.tier, ref, None, client.as_of)
+            new = Emitted(score.margin, score.tier, ref, group.arm, client.as_of)
             reason = decide(None if memo is None else Emitted(*memo), new, self.policy)
             if reason is None:
                 PREDICTIONS_SUPPRESSED.inc()
                 continue
             client.state.emitted = astuple(new)
             chosen.append((index, reason, score))
-        explained: list[Score] = []
-        if chosen:
-            rows = [index for index, _, _ in chosen]
-            explained = await loop.run_in_executor(
-                self._executor, self.scorer.explain, matrix[rows], [s for _, _, s in chosen]
-            )
-        SCORING_SECONDS.observe(time.perf_counter() - started)
-        scored_at = datetime.now(UTC)
-        now_ms = scored_at.timestamp() * 1000
-        emitted: list[Prediction] = []
-        for (index, reason, _), score in zip(chosen, explained, strict=True):
-            client = clients[index]
-            latency = None if client.produced_ms is None else max(0.0, now_ms - client.produced_ms)
-            emitted.append(
-                build_prediction(
-                    self.scorer.card,
-                    client.state.client_id,
-                    score,
-                    event_id=client.event_id,
-                    event_time=client.event_time,
-                    features_as_of=client.as_of,
-                    scored_at=scored_at,
-                    latency_ms=latency,
-                    reason=reason.value,
-                )
-            )
-            PREDICTIONS_EMITTED.labels(reason=reason.value).inc()
-            if latency is not None:
-                PREDICTION_LATENCY.observe(latency / 1000)
-        return Scored(emitted, failures)
+        return chosen
 
-    def _score_each_if_needed(self, matrix: np.ndarray, ids: list[str]) -> list[Score | str]:
+    async def _shadow(
+        self,
+        scorer: Scorer,
+        experiment_id: str,
+        emitted: list[Prediction],
+        clients: list[Rescore],
+        matrix: np.ndarray,
+        scored_at: datetime,
+    ) -> list[Prediction]:
+        """The shadow challenger's predictions of the clients the champion emitted for
+        (without drivers: they are compared, not explained)."""
+        index_of = {client.state.client_id: i for i, client in enumerate(clients)}
+        rows = [index_of[prediction.client_id] for prediction in emitted]
+        ids = [prediction.client_id for prediction in emitted]
+        scores = await self._in_thread(self._score_each_if_needed, scorer, matrix[rows], ids)
+        return [
+            self._prediction(
+                scorer, clients[row], score, scored_at, "shadow", (experiment_id, "shadow")
+            )
+            for row, score in zip(rows, scores, strict=True)
+            if not isinstance(score, str)
+        ]
+
+    @staticmethod
+    def _prediction(
+        scorer: Scorer,
+        client: Rescore,
+        score: Score,
+        scored_at: datetime,
+        reason: str,
+        experiment: tuple[str, str] | None,
+    ) -> Prediction:
+        now_ms = scored_at.timestamp() * 1000
+        latency = None if client.produced_ms is None else max(0.0, now_ms - client.produced_ms)
+        if latency is not None and reason != "shadow":
+            PREDICTION_LATENCY.observe(latency / 1000)
+        return build_prediction(
+            scorer.card,
+            client.state.client_id,
+            score,
+            event_id=client.event_id,
+            event_time=client.event_time,
+            features_as_of=client.as_of,
+            scored_at=scored_at,
+            latency_ms=latency,
+            reason=reason,
+            experiment=experiment,
+        )
+
+    async def _in_thread(self, function: Callable[..., _T], *args: Any) -> _T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, function, *args)
+
+    @staticmethod
+    def _score_each_if_needed(
+        scorer: Scorer, matrix: np.ndarray, ids: list[str]
+    ) -> list[Score | str]:
         """The batch in one call; if the model refuses it, row by row, so one bad client
         leaves only itself unscored (its error in place of its score)."""
         try:
-            return list(self.scorer.predict(matrix))
+            return list(scorer.predict(matrix))
         except Exception:
             log.exception(
                 "scoring %d clients in one call failed; scoring them one by one", len(ids)
@@ -140,7 +229,7 @@ class ScoringStage:
         result: list[Score | str] = []
         for client_id, row in zip(ids, matrix, strict=True):
             try:
-                result.append(self.scorer.predict(row[np.newaxis, :])[0])
+                result.append(scorer.predict(row[np.newaxis, :])[0])
             except Exception as exc:
                 SCORING_FAILURES.inc()
                 log.warning("client %s could not be scored: %s", client_id, exc)

@@ -21,6 +21,7 @@ class TopicNames(BaseModel):
     activity: str = "client-activity"
     billing: str = "billing"
     predictions: str = "profitability-predictions"
+    shadow: str = "profitability-predictions-shadow"
     control: str = "profitability-control"
     audit: str = "profitability-audit"
     monitoring: str = "profitability-monitoring"
@@ -114,6 +115,16 @@ class Settings(BaseSettings):
     prediction_delta: float = Field(default=0.02, ge=0, le=10)
     prediction_heartbeat_s: float = Field(default=0.0, ge=0)
     prediction_drivers: int = Field(default=5, ge=0, le=50)
+    control_keys: Path | None = Field(
+        default=None,
+        description="JSON file of the principals who sign control commands (role, key); "
+        "unset: a worker accepts no command",
+    )
+    control_principal: str | None = Field(
+        default=None, description="who the CLI signs control commands as (an entry of the keys)"
+    )
+    control_max_age_s: float = Field(default=300.0, gt=0)
+    control_max_skew_s: float = Field(default=60.0, ge=0)
     topics: TopicNames = TopicNames()
     topic_partitions: int = Field(default=8, ge=1, le=1024)
     processing_guarantee: ProcessingGuarantee = "at_least_once"

@@ -32,7 +32,8 @@ class SourceRecord:
         return partition_key(self.topic, self.partition)
 
 
-def _headers(raw: object) -> Headers:
+def headers_of(raw: object) -> Headers:
+    """Kafka headers (a list of pairs or a mapping) as a list of (str, bytes)."""
     if not raw:
         return []
     pairs = raw.items() if isinstance(raw, dict) else (raw or [])
@@ -50,6 +51,6 @@ def from_consumer_record(record: ConsumerRecord[bytes, bytes]) -> SourceRecord:
         offset=record.offset,
         key=record.key,
         value=record.value or b"",
-        headers=_headers(record.headers),
+        headers=headers_of(record.headers),
         timestamp_ms=record.timestamp,
     )

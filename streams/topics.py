@@ -17,6 +17,7 @@ class Topics:
     activity: TopicT
     billing: TopicT
     predictions: TopicT
+    shadow: TopicT
     control: TopicT
     audit: TopicT
     monitoring: TopicT
@@ -28,6 +29,7 @@ class Topics:
             self.activity,
             self.billing,
             self.predictions,
+            self.shadow,
             self.control,
             self.audit,
             self.monitoring,
@@ -57,6 +59,7 @@ def declare_topics(app: faust.App, settings: Settings) -> Topics:
         activity=topic(names.activity),
         billing=topic(names.billing),
         predictions=topic(names.predictions),
+        shadow=topic(names.shadow),
         # One partition: every worker must fold the control commands in one order.
         control=topic(names.control, partitions=1),
         audit=topic(names.audit, partitions=1),

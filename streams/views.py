@@ -25,6 +25,7 @@ from prometheus_client import generate_latest
 from features.definitions import FEATURE_NAMES, feature_dict
 from features.online_store import OnlineStore
 from models_store.scoring import Scorer
+from streams.active_models import ActiveModels
 from streams.client_table import read_state
 from streams.readiness import is_ready
 
@@ -75,11 +76,21 @@ def check_feature_vector(body: object) -> tuple[list[float], list[dict[str, Any]
     return vector, errors
 
 
+def _card_summary(scorer: Scorer) -> dict[str, Any]:
+    card = scorer.card
+    return {
+        "name": card.name, "version": card.version, "target": card.target,
+        "horizon_days": card.horizon_days, "created_at": card.created_at.isoformat(),
+        "blend": card.blend, "interval_level": card.intervals.level,
+        "test_metrics": card.metrics.get("blend", {}),
+    }  # fmt: skip
+
+
 def register_views(
     app: faust.App,
     states: TableT[str, bytes],
     store: OnlineStore,
-    scorer: Scorer | None = None,
+    models: ActiveModels,
     token: str | None = None,
 ) -> None:
     """Attach ``/health``, ``/ready``, ``/metrics``, ``/clients/{id}/features``,
@@ -102,9 +113,12 @@ def register_views(
 
     @app.page("/ready")
     async def ready(web: View, request: Request) -> Response:
-        if is_ready(app):
-            return web.json({"ready": True})
-        return web.json({"ready": False, "waiting_for": "table recovery"}, status=503)
+        if not is_ready(app):
+            return web.json({"ready": False, "waiting_for": "table recovery"}, status=503)
+        waiting = models.waiting_for()
+        if waiting is not None:
+            return web.json({"ready": False, "waiting_for": waiting}, status=503)
+        return web.json({"ready": True})
 
     # Open like /health: Prometheus scrapes it, and it holds counts, not client data.
     @app.page("/metrics")
@@ -113,16 +127,21 @@ def register_views(
 
     @app.page("/models")
     @guarded
-    async def models(web: View, request: Request) -> Response:
-        if scorer is None:
-            return web.json({"deployed": None, "detail": "no PROFITSTREAM_MODEL: no scoring"})
-        card = scorer.card
-        return web.json({"deployed": {
-            "name": card.name, "version": card.version, "target": card.target,
-            "horizon_days": card.horizon_days, "created_at": card.created_at.isoformat(),
-            "blend": card.blend, "interval_level": card.intervals.level,
-            "test_metrics": card.metrics.get("blend", {}),
-        }})  # fmt: skip
+    async def deployed_models(web: View, request: Request) -> Response:
+        active = models.current
+        if active is None or active.champion is None:
+            return web.json({"deployed": None, "detail": "no model deployed: no scoring"})
+        experiment = active.deployment.experiment
+        return web.json({
+            "deployed": _card_summary(active.champion),
+            "deployment_revision": active.revision,
+            "experiment": None if experiment is None else {
+                "id": experiment.experiment_id, "mode": experiment.mode,
+                "share": experiment.share,
+                "challenger": None if active.challenger is None
+                else _card_summary(active.challenger),
+            },
+        })  # fmt: skip
 
     @app.page("/clients/{client_id}/prediction")
     @guarded
@@ -133,8 +152,11 @@ def register_views(
         return web.json(json.loads(latest))
 
     async def predict(web: View, request: Request) -> Response:
+        active = models.current
+        scorer = None if active is None else active.champion
         if scorer is None:
-            return web.json({"detail": "no model loaded: set PROFITSTREAM_MODEL"}, status=503)
+            detail = "no model deployed: set PROFITSTREAM_MODEL or deploy one"
+            return web.json({"detail": detail}, status=503)
         try:
             body = await request.json()
         except ValueError:

@@ -2,30 +2,17 @@
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 
 import faust
 
-from models_store.registry import open_registry
-from models_store.scoring import Scorer
+from streams.active_models import registry_loader
 from streams.app import create_app
 from streams.endpoints import kafka_bootstrap, redis_url
 from streams.errors import ProfitstreamError
 from streams.preflight import check_kafka, check_redis
 from streams.settings import Settings
 from streams.stack.processes import require_free_port
-
-
-def load_scorer(settings: Settings, ref: str) -> Scorer:
-    """Model ``ref`` from the registry, checksums verified, features checked."""
-    cache = settings.data_dir / "models"
-    cache.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=cache) as scratch:
-        return Scorer.from_registry(
-            open_registry(settings.registry_uri), ref, Path(scratch),
-            drivers=settings.prediction_drivers,
-        )  # fmt: skip
 
 
 def run_worker(settings: Settings) -> None:
@@ -42,7 +29,7 @@ def run_worker(settings: Settings) -> None:
     )
     # The model is fetched, verified and loaded before the worker starts: /ready (table
     # recovery done) then also means the model is in memory.
-    scorer = load_scorer(settings, settings.model) if settings.model else None
+    scorer = registry_loader(settings)(settings.model) if settings.model else None
     app = create_app(settings, bootstrap, url, scorer)
     datadir = Path(app.conf.datadir)
     try:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from streams.settings import TopicNames
 from streams.stack.processes import free_port
 from tests.services.kafka_service import kafka_broker
 from tests.services.redis_service import redis_server
@@ -70,6 +71,6 @@ def worker_env(kafka_bootstrap: str, redis_url: str, unique: str, tmp_path: Path
             "PROFITSTREAM_BROKER_SESSION_TIMEOUT_S": "6",
         }
     )
-    for topic in ("activity", "billing", "predictions", "control", "audit", "monitoring", "dlq"):
+    for topic in TopicNames.model_fields:
         env[f"PROFITSTREAM_TOPICS__{topic.upper()}"] = f"{unique}-{topic}"
     return env

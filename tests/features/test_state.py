@@ -7,6 +7,7 @@ compacting and encoding the state change nothing.
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime
 from typing import Any
 
@@ -213,11 +214,21 @@ def test_features_of_a_small_history() -> None:
     assert set(features) == set(FEATURE_NAMES)
 
 
-def test_the_emitted_memo_round_trips_and_format_2_states_still_decode() -> None:
+def test_the_memos_round_trip_and_format_2_and_3_states_still_decode() -> None:
     import msgpack
 
-    state = ClientState("client-7", version=3, emitted=(0.41, "healthy", "m@1.0.0", None, 1e9))
-    assert decode_state(encode_state(state)) == state
+    emitted = (0.41, "healthy", "m@1.0.0", None, 1e9)
+    tracked = (1e9, 1e9 + 90 * 86400, "p1", "m@1.0.0", "e1", "challenger", 0.4, 0.1, 0.7,
+               float("nan"), 120.0, 80.0)  # fmt: skip
+    state = ClientState("client-7", version=3, emitted=emitted, tracked=tracked)
+    back = decode_state(encode_state(state))
+    assert back.tracked is not None
+    assert back.tracked[:9] == tracked[:9]
+    assert back.tracked[10:] == tracked[10:]
+    assert math.isnan(back.tracked[9])
+    assert back.emitted == emitted
     fields = msgpack.unpackb(encode_state(state), raw=False, strict_map_key=False)
-    old = msgpack.packb([2, *fields[1:-1]], use_bin_type=True)  # as format 2 wrote it
-    assert decode_state(old) == ClientState("client-7", version=3)
+    format_3 = msgpack.packb([3, *fields[1:-1]], use_bin_type=True)
+    assert decode_state(format_3) == ClientState("client-7", version=3, emitted=emitted)
+    format_2 = msgpack.packb([2, *fields[1:-2]], use_bin_type=True)
+    assert decode_state(format_2) == ClientState("client-7", version=3)

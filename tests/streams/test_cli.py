@@ -139,6 +139,7 @@ def test_schemas_writes_the_contract(tmp_path: Path) -> None:
     assert sorted(p.name for p in (tmp_path / "schemas").iterdir()) == [
         "billing.schema.json",
         "client-activity.schema.json",
+        "profitability-control.schema.json",
         "profitability-predictions.schema.json",
     ]
 

@@ -14,11 +14,13 @@ from features.definitions import FEATURE_NAMES
 from features.simulator import history_frame, simulate, simulated_messages
 from features.state import ClientState
 from models_store.bundle import verify_bundle
+from models_store.deployment import Deployment, Experiment
 from models_store.emission import EmissionPolicy
 from models_store.profit_model import ProfitModel
 from models_store.scoring import Scorer
 from models_store.training import TrainingRequest, train
 from models_store.tuning import SearchBudget
+from streams.active_models import ActiveDeployment
 from streams.scoring_stage import Rescore, ScoringStage
 
 START = datetime(2024, 1, 1, tzinfo=UTC).timestamp()
@@ -39,7 +41,8 @@ def _rescore(client: str, features: list[float], as_of: float = 1e9) -> Rescore:
 
 
 def test_decisions_are_remembered_and_a_bad_client_is_isolated(scorer: Scorer) -> None:
-    stage = ScoringStage(scorer, EmissionPolicy(delta=0.02))
+    stage = ScoringStage(EmissionPolicy(delta=0.02))
+    active = ActiveDeployment(Deployment(1, scorer.ref, None), scorer, None)
     rng = np.random.default_rng(3)
     rows = [list(rng.lognormal(2, 1, len(FEATURE_NAMES))) for _ in range(5)]
     broken = list(rows[2])
@@ -47,7 +50,7 @@ def test_decisions_are_remembered_and_a_bad_client_is_isolated(scorer: Scorer) -
     clients = [_rescore(f"c{i}", row) for i, row in enumerate(rows)]
     clients[2] = _rescore("c2", broken)
     try:
-        scored = asyncio.run(stage.run(clients))
+        scored = asyncio.run(stage.run(clients, active))
         assert [f.client.state.client_id for f in scored.failures] == ["c2"]
         assert "inf" in scored.failures[0].error.lower()
         assert {p.client_id for p in scored.predictions} == {"c0", "c1", "c3", "c4"}
@@ -56,6 +59,64 @@ def test_decisions_are_remembered_and_a_bad_client_is_isolated(scorer: Scorer) -
         assert clients[2].state.emitted is None
         # The same features again: nothing moved, nothing emitted.
         again = [Rescore(c.state, c.features, 2e9, "later", 2e9, None) for c in clients]
-        assert asyncio.run(stage.run(again)).predictions == []
+        assert asyncio.run(stage.run(again, active)).predictions == []
     finally:
         stage.close()
+
+
+def _experiment(mode: str, share: float, challenger: str) -> Experiment:
+    return Experiment(
+        experiment_id="e1", challenger=challenger, mode=mode, share=share, schedule=(),
+        salt="salt", metric="mae", min_samples=10, alpha=0.05, max_duration_days=90,
+        auto_promote=True, guardrails={}, started_at=0.0, started_revision=2,
+    )  # fmt: skip
+
+
+def test_each_client_is_scored_by_its_arm_and_a_model_change_is_emitted(scorer: Scorer) -> None:
+    challenger = Scorer(scorer.card.model_copy(update={"version": "2.0.0"}), scorer.model)
+    rng = np.random.default_rng(4)
+    clients = [_rescore(f"client-{i}", list(rng.lognormal(2, 1, len(FEATURE_NAMES))))
+               for i in range(60)]  # fmt: skip
+    stage = ScoringStage(EmissionPolicy(delta=0.02))
+    champion_only = ActiveDeployment(Deployment(1, scorer.ref, None), scorer, None)
+    deployment = Deployment(2, scorer.ref, _experiment("ab", 0.5, challenger.ref))
+    ab = ActiveDeployment(deployment, scorer, challenger)
+    try:
+        asyncio.run(stage.run(clients, champion_only))
+        later = [Rescore(c.state, c.features, 2e9, "later", 2e9, None) for c in clients]
+        scored = asyncio.run(stage.run(later, ab))
+        by_arm = {p.client_id: p for p in scored.predictions}
+        arms = {c.state.client_id: ab.arm_of(c.state.client_id) for c in clients}
+        # Only the challenger's clients changed model (and arm): all of them are emitted.
+        assert set(by_arm) == set(arms)  # the arm itself is new for everyone
+        for client_id, prediction in by_arm.items():
+            assert prediction.experiment is not None
+            assert prediction.experiment.arm == arms[client_id]
+            expected = "2.0.0" if arms[client_id] == "challenger" else scorer.card.version
+            assert prediction.model.version == expected
+        assert 10 < sum(arm == "challenger" for arm in arms.values()) < 50
+        assert scored.shadow == []
+    finally:
+        stage.close()
+
+
+def test_a_shadow_challenger_scores_beside_the_champion_without_emitting(scorer: Scorer) -> None:
+    challenger = Scorer(scorer.card.model_copy(update={"version": "3.0.0"}), scorer.model)
+    rng = np.random.default_rng(5)
+    clients = [_rescore(f"s-{i}", list(rng.lognormal(2, 1, len(FEATURE_NAMES))))
+               for i in range(5)]  # fmt: skip
+    deployment = Deployment(2, scorer.ref, _experiment("shadow", 0.0, challenger.ref))
+    stage = ScoringStage(EmissionPolicy(delta=0.02))
+    try:
+        scored = asyncio.run(stage.run(clients, ActiveDeployment(deployment, scorer, challenger)))
+    finally:
+        stage.close()
+    assert {p.model.version for p in scored.predictions} == {scorer.card.version}
+    assert all(p.experiment is None for p in scored.predictions)
+    assert [p.client_id for p in scored.shadow] == [p.client_id for p in scored.predictions]
+    for main, shadow in zip(scored.predictions, scored.shadow, strict=True):
+        assert shadow.model.version == "3.0.0"
+        assert shadow.experiment is not None
+        assert shadow.experiment.arm == "shadow"
+        assert shadow.predicted_margin == main.predicted_margin  # the same trees here
+        assert shadow.prediction_id != main.prediction_id

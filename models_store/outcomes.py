@@ -1,0 +1,107 @@
+"""Joining a prediction to what happened: its realised margin once its horizon closes (pure).
+
+When the stream emits a prediction for a client that has none tracked, it starts tracking
+it: from then on, every event of the client applied with an event time in
+(features_as_of, features_as_of + horizon] adds its money (``labels.margin_parts``, the
+same rule as the training labels). The horizon closes when the client's latest event time
+passes its end by more than the allowed lateness — later events of the horizon would be
+refused as late anyway. The outcome is then the realised margin ratio of the horizon
+(NaN without revenue, as for the labels), next to what was predicted.
+
+One prediction per client is tracked at a time, so a client's outcomes cover disjoint
+horizons: the sequential test treats them as independent.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import astuple, dataclass, replace
+from typing import Any
+
+from features.state import TrackedMemo
+from models_store.labels import margin_ratio
+from models_store.prediction import Prediction
+
+
+@dataclass(frozen=True)
+class Tracked:
+    """A prediction waiting for its horizon to close, and the money seen so far."""
+
+    as_of: float
+    until: float
+    prediction_id: str
+    model: str
+    experiment_id: str | None
+    arm: str | None
+    predicted: float
+    lower: float
+    upper: float
+    persistence: float  # the realised margin of the 90 days before (NaN: undefined)
+    revenue: float = 0.0
+    cost: float = 0.0
+
+    @classmethod
+    def of(cls, memo: TrackedMemo) -> Tracked:
+        """The tracked prediction a client state's memo holds."""
+        return cls(*memo)
+
+    def memo(self) -> TrackedMemo:
+        """The plain tuple the client state keeps."""
+        return astuple(self)
+
+
+def track(prediction: Prediction, persistence: float) -> Tracked:
+    """Start tracking an emitted prediction (``persistence``: the client's realised margin
+    of the 90 days before, the naive forecast it is compared with)."""
+    as_of = prediction.features_as_of.timestamp()
+    experiment = prediction.experiment
+    return Tracked(
+        as_of=as_of,
+        until=as_of + prediction.horizon_days * 86_400.0,
+        prediction_id=prediction.prediction_id,
+        model=f"{prediction.model.name}@{prediction.model.version}",
+        experiment_id=None if experiment is None else experiment.id,
+        arm=None if experiment is None else experiment.arm,
+        predicted=prediction.predicted_margin,
+        lower=prediction.interval.lower,
+        upper=prediction.interval.upper,
+        persistence=persistence,
+    )
+
+
+def add_money(tracked: Tracked, event_time: float, revenue: float, cost: float) -> Tracked:
+    """``tracked`` with an applied event's money, if the event falls in its horizon."""
+    if not tracked.as_of < event_time <= tracked.until or not (revenue or cost):
+        return tracked
+    return replace(tracked, revenue=tracked.revenue + revenue, cost=tracked.cost + cost)
+
+
+def is_closed(tracked: Tracked, watermark: float, allowed_lateness_s: float) -> bool:
+    """Whether no event of the horizon can still be applied."""
+    return watermark > tracked.until + allowed_lateness_s
+
+
+def _number(value: float) -> float | None:
+    return None if math.isnan(value) else value
+
+
+def outcome_record(tracked: Tracked) -> dict[str, Any]:
+    """The monitoring topic's ``outcome`` record (no client id: the prediction id links it)."""
+    realised = margin_ratio(tracked.revenue, tracked.cost)
+    return {
+        "schema_version": 1,
+        "kind": "outcome",
+        "prediction_id": tracked.prediction_id,
+        "model": tracked.model,
+        "experiment_id": tracked.experiment_id,
+        "arm": tracked.arm,
+        "features_as_of": tracked.as_of,
+        "horizon_end": tracked.until,
+        "predicted": tracked.predicted,
+        "lower": tracked.lower,
+        "upper": tracked.upper,
+        "persistence": _number(tracked.persistence),
+        "revenue": tracked.revenue,
+        "cost": tracked.cost,
+        "realised": _number(realised),
+    }

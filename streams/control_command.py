@@ -1,0 +1,289 @@
+"""`profitstream experiment ...`, `clients erase`, `control keygen`, `audit`, and the
+publishing behind `models approve|deploy|rollback|retire`: signed control commands.
+
+Each command is signed as ``PROFITSTREAM_CONTROL_PRINCIPAL``, published to the control
+topic, and followed until a worker's audit record says what became of it: the exit code
+is 0 when it was accepted, 1 when it was rejected, 2 when no worker answered in time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from streams.errors import ProfitstreamError
+
+out = Console()
+err = Console(stderr=True)
+
+experiment_cli = typer.Typer(
+    help="A/B and shadow experiments: start, ramp, stop, promote, status.", no_args_is_help=True
+)
+clients_cli = typer.Typer(help="Client data: erase a client (right to erasure).",
+                          no_args_is_help=True)  # fmt: skip
+control_cli = typer.Typer(help="Control-plane keys: create a principal.", no_args_is_help=True)
+
+WaitOption = Annotated[
+    float, typer.Option("--wait", min=0, help="seconds to wait for a worker's audit record")
+]
+
+
+def _connection(ctx: typer.Context) -> tuple[Any, list[str], dict[str, Any]]:
+    from streams.cli import load_settings
+    from streams.endpoints import kafka_bootstrap
+    from streams.preflight import aiokafka_security_kwargs
+
+    settings = load_settings(ctx)
+    return settings, kafka_bootstrap(settings), aiokafka_security_kwargs(settings.security)
+
+
+def exact_ref(ctx: typer.Context, ref: str) -> str:
+    """``ref`` resolved in the registry to ``name@version`` (commands name exact versions)."""
+    from streams.models_command import open_configured_registry
+
+    name, version = open_configured_registry(ctx).resolve(ref)
+    return f"{name}@{version}"
+
+
+def publish_command(
+    ctx: typer.Context, kind: str, args: dict[str, Any], key: str, wait_s: float
+) -> None:
+    """Sign, publish, wait for the audit record; print the outcome and exit accordingly."""
+    from streams.control_client import publish
+
+    settings, bootstrap, options = _connection(ctx)
+    published = asyncio.run(publish(settings, bootstrap, options, kind, args, key, wait_s))
+    command_id = published.command["command_id"]
+    audit = published.audit
+    if audit is None:
+        err.print(
+            f"published {kind} {command_id} at control offset {published.offset}; no worker "
+            f"audited it within {wait_s:.0f}s: is a worker running? `profitstream audit` "
+            "shows it once one has",
+            highlight=False,
+        )
+        raise typer.Exit(2)
+    if audit["outcome"] != "accepted":
+        err.print(f"[bold red]rejected[/] ({audit['reason']}): {audit['message']}", highlight=False)
+        raise typer.Exit(1)
+    after = audit["after"]
+    out.print(
+        f"[green]accepted[/]: {audit['message']} (revision {after['revision']}, "
+        f"champion {after['champion']})",
+        highlight=False,
+    )
+
+
+@experiment_cli.command("start")
+def experiment_start(
+    ctx: typer.Context,
+    experiment_id: Annotated[str, typer.Argument(help="a new id, e.g. 2026-11-xgb-depth6")],
+    challenger: Annotated[str, typer.Option(help="NAME@VERSION (or alias) to compare")],
+    salt: Annotated[str | None, typer.Option(help="assignment salt (default: the id)")] = None,
+    share: Annotated[
+        float | None, typer.Option(min=0, max=1, help="challenger's share of clients")
+    ] = None,
+    schedule: Annotated[
+        str | None, typer.Option(help="ramp steps, e.g. 0.05,0.25,0.5,1 (starts at the first)")
+    ] = None,
+    min_samples: Annotated[int, typer.Option(min=1, help="closed horizons per arm")] = 200,
+    alpha: Annotated[float, typer.Option(min=0.001, max=0.2, help="false promotion rate")] = 0.05,
+    max_duration_days: Annotated[float, typer.Option(min=1)] = 180,
+    auto_promote: Annotated[bool, typer.Option(help="promote a significant winner")] = True,
+    max_error_rate: Annotated[float, typer.Option(min=0, max=1)] = 0.01,
+    max_latency_ms: Annotated[float, typer.Option(min=1)] = 5000,
+    max_drift_ratio: Annotated[float, typer.Option(min=1.01)] = 2.0,
+    wait: WaitOption = 30,
+) -> None:
+    """Start an A/B experiment: the challenger scores its share of clients (sticky)."""
+    args: dict[str, Any] = {
+        "experiment_id": experiment_id, "challenger": exact_ref(ctx, challenger), "mode": "ab",
+        "salt": salt or experiment_id, "min_samples": min_samples, "alpha": alpha,
+        "max_duration_days": max_duration_days, "auto_promote": auto_promote,
+        "guardrails": {"max_error_rate": max_error_rate, "max_latency_ms": max_latency_ms,
+                       "max_drift_ratio": max_drift_ratio},
+    }  # fmt: skip
+    if schedule:
+        try:
+            args["schedule"] = [float(step) for step in schedule.split(",")]
+        except ValueError:
+            raise ProfitstreamError(
+                f"--schedule {schedule!r}: use shares like 0.05,0.25,1"
+            ) from None
+    if share is not None:
+        args["share"] = share
+    publish_command(ctx, "experiment_start", args, args["challenger"].split("@")[0], wait)
+
+
+@experiment_cli.command("shadow")
+def experiment_shadow(
+    ctx: typer.Context,
+    experiment_id: Annotated[str, typer.Argument(help="a new id")],
+    challenger: Annotated[str, typer.Option(help="NAME@VERSION (or alias) to run in shadow")],
+    wait: WaitOption = 30,
+) -> None:
+    """Run a challenger in shadow: it scores every client, its predictions go to the shadow
+    topic only."""
+    ref = exact_ref(ctx, challenger)
+    args = {"experiment_id": experiment_id, "challenger": ref, "mode": "shadow",
+            "salt": experiment_id}  # fmt: skip
+    publish_command(ctx, "experiment_start", args, ref.split("@")[0], wait)
+
+
+@experiment_cli.command("ramp")
+def experiment_ramp(
+    ctx: typer.Context,
+    experiment_id: Annotated[str, typer.Argument()],
+    share: Annotated[
+        float | None, typer.Option(min=0, max=1, help="new share (default: the next step)")
+    ] = None,
+    wait: WaitOption = 30,
+) -> None:
+    """Change the challenger's share, or advance it to the schedule's next step."""
+    args: dict[str, Any] = {"experiment_id": experiment_id}
+    if share is not None:
+        args["share"] = share
+    publish_command(ctx, "experiment_ramp", args, experiment_id, wait)
+
+
+@experiment_cli.command("stop")
+def experiment_stop(
+    ctx: typer.Context,
+    experiment_id: Annotated[str, typer.Argument()],
+    reason: Annotated[str, typer.Option()] = "stopped by an operator",
+    wait: WaitOption = 30,
+) -> None:
+    """End the experiment: the champion scores every client again."""
+    args = {"experiment_id": experiment_id, "reason": reason}
+    publish_command(ctx, "experiment_stop", args, experiment_id, wait)
+
+
+@experiment_cli.command("promote")
+def experiment_promote(
+    ctx: typer.Context,
+    experiment_id: Annotated[str, typer.Argument()],
+    reason: Annotated[str, typer.Option()] = "promoted by an operator",
+    wait: WaitOption = 30,
+) -> None:
+    """Make the challenger the champion and end the experiment (admin)."""
+    args = {"experiment_id": experiment_id, "reason": reason}
+    publish_command(ctx, "experiment_promote", args, experiment_id, wait)
+
+
+@experiment_cli.command("status")
+def experiment_status(ctx: typer.Context) -> None:
+    """The running experiment, as the workers' audit trail records it."""
+    from streams.control_client import audit_records, current_state, read_topic
+
+    settings, bootstrap, options = _connection(ctx)
+    records = audit_records(asyncio.run(read_topic(bootstrap, options, settings.topics.audit)))
+    state = current_state(records)
+    experiment = state.get("experiment")
+    if not experiment:
+        out.print(f"no experiment running; champion {state.get('champion')}", highlight=False)
+        return
+    table = Table(title=f"experiment {experiment['experiment_id']}")
+    table.add_column("field")
+    table.add_column("value", overflow="fold")
+    table.add_row("champion", str(state.get("champion")))
+    for key in ("challenger", "mode", "share", "schedule", "salt", "min_samples", "alpha",
+                "max_duration_days", "auto_promote", "guardrails"):  # fmt: skip
+        table.add_row(key, str(experiment.get(key)))
+    out.print(table)
+
+
+@clients_cli.command("erase")
+def erase_client(
+    ctx: typer.Context,
+    client_id: Annotated[str, typer.Argument(help="the client to forget")],
+    wait: WaitOption = 30,
+) -> None:
+    """Erase a client: its state (table, changelog, Redis) goes, it is never scored again."""
+    publish_command(ctx, "erase_client", {"client_id": client_id}, "erase", wait)
+
+
+@control_cli.command("keygen")
+def keygen(
+    name: Annotated[str, typer.Argument(help="the principal's name")],
+    role: Annotated[str, typer.Option(help="viewer | operator | admin")],
+    keys: Annotated[Path, typer.Option(help="the keys file to create or add to")],
+) -> None:
+    """Add a principal with a fresh random key to a keys file (created with mode 600)."""
+    from models_store.command_signing import new_key, parse_keyring
+    from models_store.commands import Role
+
+    if role not in {r.value for r in Role}:
+        raise ProfitstreamError(f"--role {role!r}: use viewer, operator or admin")
+    document: dict[str, Any] = {"principals": {}}
+    if keys.exists():
+        try:
+            document = json.loads(keys.read_text())
+        except ValueError as exc:
+            raise ProfitstreamError(f"{keys} is not JSON: {exc}") from exc
+        parse_keyring(document, keys.parent)  # refuse to extend a broken file
+    if name in document["principals"]:
+        raise ProfitstreamError(f"{name!r} is already in {keys}; pick another name")
+    document["principals"][name] = {"role": role, "key": new_key()}
+    descriptor = os.open(keys, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w") as file:
+        json.dump(document, file, indent=2)
+    out.print(f"added {name} ({role}) to {keys}", highlight=False)
+
+
+def audit(
+    ctx: typer.Context,
+    client: Annotated[
+        str | None, typer.Option(help="with --at: which model scored this client then")
+    ] = None,
+    at: Annotated[
+        datetime | None,
+        typer.Option(formats=["%Y-%m-%dT%H:%M:%S", "%Y-%m-%d"], help="UTC time, with --client"),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="one JSON record per line")] = False,
+    limit: Annotated[int, typer.Option(min=1, help="the last N records")] = 50,
+) -> None:
+    """The audit trail: every control command and its outcome, and every model switch."""
+    from streams.audit_lookup import model_at
+    from streams.control_client import audit_records, read_topic
+
+    settings, bootstrap, options = _connection(ctx)
+    records = audit_records(asyncio.run(read_topic(bootstrap, options, settings.topics.audit)))
+    if client is not None or at is not None:
+        if client is None or at is None:
+            raise ProfitstreamError("--client and --at go together")
+        answer = model_at(records, client, at.replace(tzinfo=UTC), settings.topic_partitions)
+        out.print(answer, highlight=False)
+        return
+    shown = records[-limit:]
+    if as_json:
+        for record in shown:
+            sys.stdout.write(json.dumps(record) + "\n")
+        return
+    table = Table(title=f"audit trail ({len(records)} records, last {len(shown)})")
+    for column in ("time", "what", "who", "outcome", "detail"):
+        table.add_column(column, overflow="fold")
+    for record in shown:
+        if record.get("kind") == "command":
+            table.add_row(
+                record["record_time"][:19], str(record.get("type")), str(record.get("issued_by")),
+                "[green]accepted[/]" if record["outcome"] == "accepted"
+                else f"[red]rejected: {record['reason']}[/]",
+                record["message"],
+            )  # fmt: skip
+        else:
+            parts = ", ".join(f"{p['topic']}/{p['partition']}@{p['from_offset']}"
+                              for p in record["partitions"])  # fmt: skip
+            table.add_row(
+                record["at"][:19], "model_switch", record["worker"], "",
+                f"revision {record['deployment_revision']} ({record['champion']}) from {parts}",
+            )  # fmt: skip
+    out.print(table)

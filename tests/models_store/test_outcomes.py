@@ -1,0 +1,70 @@
+"""Outcome joining: a tracked prediction's realised margin equals the training label of the
+same client and time (the same money rule), and closes only when no event can still count."""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime
+
+import pytest
+
+from features.offline import LoggedMessage, parsed_events
+from features.simulator import simulate, simulated_messages
+from features.state import DEFAULT_ALLOWED_LATENESS_S, ClientState, Outcome, apply_event
+from models_store.labels import ledgers, margin_parts, margin_ratio
+from models_store.outcomes import Tracked, add_money, is_closed, outcome_record
+
+START = datetime(2024, 1, 1, tzinfo=UTC).timestamp()
+DAY = 86_400.0
+HORIZON = 90 * DAY
+
+
+def _tracked(client: str, as_of: float) -> Tracked:
+    return Tracked(as_of, as_of + HORIZON, f"p-{client}", "m@1.0.0", "e1", "champion",
+                   0.3, 0.1, 0.5, float("nan"))  # fmt: skip
+
+
+def test_the_realised_margin_of_a_stream_equals_the_label_of_its_horizon() -> None:
+    messages = simulated_messages(simulate(40, 9, seed=3, start=START), duplicate=0.05)
+    events = list(parsed_events(LoggedMessage(m.stream, m.key, m.value) for m in messages))  # type: ignore[arg-type]
+    as_of = START + 100.5 * DAY
+    states: dict[str, ClientState] = {}
+    tracked: dict[str, Tracked] = {}
+    outcomes: dict[str, dict[str, object]] = {}
+    for event in events:  # arrival order, as the stream applies them
+        state = states.setdefault(event.client_id, ClientState(event.client_id))
+        if apply_event(state, event) is not Outcome.APPLIED:
+            continue
+        if event.client_id not in tracked and event.client_id not in outcomes:
+            tracked[event.client_id] = _tracked(event.client_id, as_of)
+        memo = tracked.get(event.client_id)
+        if memo is None:
+            continue
+        memo = tracked[event.client_id] = add_money(memo, event.timestamp, *margin_parts(event))
+        assert state.watermark is not None
+        if is_closed(memo, state.watermark, DEFAULT_ALLOWED_LATENESS_S):
+            outcomes[event.client_id] = outcome_record(memo)
+            del tracked[event.client_id]
+    money = ledgers(events)
+    assert len(outcomes) > 20
+    for client, record in outcomes.items():
+        revenue, cost = money[client].between(as_of, as_of + HORIZON)
+        assert record["revenue"] == pytest.approx(revenue, rel=1e-12)
+        assert record["cost"] == pytest.approx(cost, rel=1e-12)
+        label = margin_ratio(revenue, cost)
+        realised = record["realised"]
+        assert (realised is None and math.isnan(label)) or realised == pytest.approx(label)
+        assert record["persistence"] is None  # NaN is written as null
+        assert "client_id" not in record  # the prediction id links it, not the client id
+
+
+def test_a_horizon_closes_only_after_its_end_plus_the_allowed_lateness() -> None:
+    memo = _tracked("c", START)
+    assert not is_closed(memo, START + HORIZON, 7 * DAY)
+    assert not is_closed(memo, START + HORIZON + 7 * DAY, 7 * DAY)
+    assert is_closed(memo, START + HORIZON + 7 * DAY + 1, 7 * DAY)
+    # Money outside (as_of, until] does not count; inside it does.
+    assert add_money(memo, START, 10.0, 0.0) == memo
+    assert add_money(memo, START + HORIZON + 1, 10.0, 0.0) == memo
+    assert add_money(memo, START + HORIZON, 10.0, 4.0).revenue == 10.0
+    assert Tracked.of(memo.memo()) == memo or math.isnan(Tracked.of(memo.memo()).persistence)

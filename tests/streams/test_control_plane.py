@@ -1,0 +1,355 @@
+"""The control plane on a live broker (Tansu, and Apache Kafka in CI) with real workers.
+
+- Two workers of one app; a model is deployed, then rolled back, while events flow: every
+  prediction names the deployment its partition had switched to at its triggering
+  event's offset (``model_switch`` audit records), no event is scored twice, none lost.
+- Every kind of rejected command lands in the audit trail and the DLQ with its reason.
+- ``erase_client`` leaves no trace in the table, the changelog's compacted view, Redis or
+  later predictions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import threading
+import time
+from collections import Counter, defaultdict
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+
+from features.simulator import SimulatedMessage, history_frame, simulate, simulated_messages
+from models_store.card import CARD_FILE
+from models_store.command_signing import Principal, issue, load_keyring, new_key, sign
+from models_store.commands import Role
+from models_store.prediction import Prediction
+from models_store.registry import open_registry
+from models_store.training import TrainingRequest, train
+from models_store.tuning import SearchBudget
+from streams.audit_lookup import model_at
+from streams.control_client import audit_records, publish, read_topic
+from streams.settings import Settings
+from streams.stack.processes import free_port, wait_until
+from tests.services.event_log import START, metric, produce_log, rebuild, simulated_log
+from tests.services.kafka_clients import Record, consume, produce
+from tests.services.worker_process import running_worker
+
+V1, V2 = "profitability@1.0.0", "profitability@2.0.0"
+
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One trained model registered as 1.0.0, and again (same trees) as 2.0.0."""
+    root = tmp_path_factory.mktemp("models")
+    log = history_frame(simulated_messages(simulate(100, 15, seed=21, start=START)))
+    request = TrainingRequest(name="profitability", version="1.0.0", validation_cutoffs=2,
+                              test_cutoffs=2, budget=SearchBudget(4, 2, 30))  # fmt: skip
+    bundle = train(log, request, root / "b").bundle
+    registry = open_registry(str(root / "registry"))
+    registry.register(bundle)
+    second = root / "v2"
+    shutil.copytree(bundle, second)
+    card = json.loads((second / CARD_FILE).read_text())
+    card["version"] = "2.0.0"
+    (second / CARD_FILE).write_text(json.dumps(card))
+    registry.register(second)
+    return root / "registry"
+
+
+@pytest.fixture
+def keys(tmp_path: Path) -> Path:
+    path = tmp_path / "keys.json"
+    path.write_text(json.dumps({"principals": {
+        "alice": {"role": "admin", "key": new_key()},
+        "otto": {"role": "operator", "key": new_key()},
+    }}))  # fmt: skip
+    return path
+
+
+def _env(worker_env: dict[str, str], registry: Path, keys: Path, **extra: str) -> dict[str, str]:
+    return {**worker_env, "PROFITSTREAM_MODEL_REGISTRY": str(registry),
+            "PROFITSTREAM_MODEL": V1, "PROFITSTREAM_CONTROL_KEYS": str(keys),
+            "PROFITSTREAM_CONTROL_PRINCIPAL": "alice", **extra}  # fmt: skip
+
+
+def _settings(env: dict[str, str]) -> Settings:
+    variables = {k.removeprefix("PROFITSTREAM_").lower(): v for k, v in env.items()
+                 if k.startswith("PROFITSTREAM_") and "__" not in k}  # fmt: skip
+    topics = {k.removeprefix("PROFITSTREAM_TOPICS__").lower(): v for k, v in env.items()
+              if k.startswith("PROFITSTREAM_TOPICS__")}  # fmt: skip
+    return Settings.model_validate({**variables, "topics": topics})
+
+
+def _command(env: dict[str, str], bootstrap: str, kind: str, **args: Any) -> dict[str, Any]:
+    """Publish a command as the CLI does; return its audit record (accepted or not)."""
+    published = asyncio.run(
+        publish(_settings(env), [bootstrap], {}, kind, args, key="profitability", wait_s=60)
+    )
+    assert published.audit is not None, f"no audit record for {kind}"
+    return published.audit
+
+
+def _audit(env: dict[str, str], bootstrap: str) -> list[dict[str, Any]]:
+    topic = env["PROFITSTREAM_TOPICS__AUDIT"]
+    return audit_records(asyncio.run(read_topic([bootstrap], {}, topic)))
+
+
+def _positions(
+    bootstrap: str, unique: str, counts: dict[str, int]
+) -> dict[str, tuple[str, int, int]]:
+    """event_id -> (topic, partition, offset) of every produced input message."""
+    positions = {}
+    for stream, count in counts.items():
+        topic = f"{unique}-{stream}"
+        records: list[Record] = consume(bootstrap, topic, count, timeout_s=60)
+        assert len(records) == count
+        for record in records:
+            event_id = json.loads(record.value or b"{}")["event_id"]
+            positions[event_id] = (topic, record.partition, record.offset)
+    return positions
+
+
+def _predictions(bootstrap: str, unique: str, worker_metric: float) -> list[Prediction]:
+    records = consume(bootstrap, f"{unique}-predictions", int(worker_metric), timeout_s=60)
+    assert len(records) == int(worker_metric)
+    ordered = sorted(records, key=lambda r: (r.partition, r.offset))
+    return [Prediction.model_validate_json(r.value or b"") for r in ordered]
+
+
+class SlowProducer(threading.Thread):
+    """Produces a log in slices while the test publishes commands; it holds before the
+    last third until ``release`` is set, so that part is produced after the last command."""
+
+    def __init__(self, bootstrap: str, unique: str, messages: list[SimulatedMessage]) -> None:
+        super().__init__(daemon=True)
+        self.args = (bootstrap, unique, messages)
+        self.produced = 0
+        self.release = threading.Event()
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        bootstrap, unique, messages = self.args
+        slices = 30
+        step = len(messages) // slices + 1
+        for index, start in enumerate(range(0, len(messages), step)):
+            if index == 2 * slices // 3:
+                self.release.wait(120)
+            produce_log(bootstrap, unique, messages[start : start + step])
+            self.produced = start + step
+            time.sleep(0.2)
+        self.done.set()
+
+
+def test_deploy_and_rollback_switch_two_workers_at_recorded_offsets(
+    worker_env: dict[str, str], kafka_bootstrap: str, redis_url: str, unique: str,
+    registry: Path, keys: Path,
+) -> None:  # fmt: skip
+    env = _env(worker_env, registry, keys, PROFITSTREAM_PREDICTION_DELTA="0",
+               PROFITSTREAM_BATCH_MAX_EVENTS="300")  # fmt: skip
+    second = {**env, "PROFITSTREAM_DATA_DIR": env["PROFITSTREAM_DATA_DIR"] + "-b",
+              "PROFITSTREAM_WEB_PORT": str(free_port())}  # fmt: skip
+    messages = simulated_log(80, 10, malformed=0, duplicate=0, late=0, seed=9)
+    counts = Counter(m.stream for m in messages)
+    with running_worker(env) as first, running_worker(second) as other:
+        producer = SlowProducer(kafka_bootstrap, unique, messages)
+        producer.start()
+        try:
+            wait_until(lambda: producer.produced >= len(messages) // 4, timeout_s=60,
+                       what="a quarter of the log")  # fmt: skip
+            assert _command(env, kafka_bootstrap, "register", model=V2)["outcome"] == "accepted"
+            deployed = _command(env, kafka_bootstrap, "deploy", model=V2)
+            assert deployed["outcome"] == "accepted", deployed
+            revision = deployed["after"]["deployment_revision"]
+            # Both workers score with v2 before it is rolled back (events keep flowing).
+            wait_until(lambda: len({r["worker"] for r in _audit(env, kafka_bootstrap)
+                                    if r["kind"] == "model_switch"
+                                    and r["deployment_revision"] == revision}) == 2,
+                       timeout_s=60, what="both workers to switch to v2")  # fmt: skip
+            rolled = _command(env, kafka_bootstrap, "rollback", model=None)
+            assert rolled["outcome"] == "accepted", rolled
+            assert rolled["after"]["champion"] == V1
+        finally:
+            producer.release.set()
+            producer.join(120)
+        assert producer.done.is_set()
+        workers = (first, other)
+
+        def processed() -> float:
+            return sum(sum(metric(w, "profitstream_batch_events_sum").values()) for w in workers)
+
+        wait_until(lambda: processed() >= len(messages), timeout_s=240,
+                   what="both workers to process every message")  # fmt: skip
+        emitted = sum(
+            sum(metric(w, "profitstream_predictions_emitted_total").values()) for w in workers
+        )
+        read = [sum(metric(w, "profitstream_events_consumed_total").values()) for w in workers]
+    assert all(count > 0 for count in read), f"one worker read nothing: {read}"
+
+    records = _audit(env, kafka_bootstrap)
+    switches: dict[tuple[str, int], list[tuple[int, int, str]]] = defaultdict(list)
+    for record in records:
+        if record["kind"] == "model_switch":
+            for part in record["partitions"]:
+                switches[(part["topic"], part["partition"])].append(
+                    (part["from_offset"], record["deployment_revision"], record["champion"])
+                )
+    assert len({r["worker"] for r in records if r["kind"] == "model_switch"}) == 2
+    for history in switches.values():
+        # A partition's deployments only move forward, at increasing offsets.
+        assert history == sorted(history)
+        assert len({revision for _, revision, _ in history}) == len(history)
+
+    positions = _positions(kafka_bootstrap, unique, counts)
+    predictions = _predictions(kafka_bootstrap, unique, emitted)
+    versions: Counter[str] = Counter()
+    for prediction in predictions:
+        assert prediction.event_id is not None
+        topic, partition, offset = positions[prediction.event_id]
+        before = [s for s in switches[(topic, partition)] if s[0] <= offset]
+        assert before, f"no deployment recorded for {topic}/{partition}@{offset}"
+        champion = max(before)[2]
+        assert f"{prediction.model.name}@{prediction.model.version}" == champion, (
+            prediction.event_id, topic, partition, offset, switches[(topic, partition)],
+        )  # fmt: skip
+        versions[champion] += 1
+    # v1 before the deploy and after the rollback, v2 in between.
+    assert versions[V1] > 0
+    assert versions[V2] > 0
+    # Nothing scored twice: one prediction per client and triggering event.
+    assert max(Counter((p.client_id, p.event_id) for p in predictions).values()) == 1
+    # Nothing lost: every client's last prediction is of its final state.
+    expected = rebuild(messages)
+    last = {p.client_id: p for p in predictions}
+    assert set(last) == set(expected.states)
+    for client_id, prediction in last.items():
+        assert prediction.features_as_of.timestamp() == expected.states[client_id].watermark
+
+    # The audit trail alone says which model scored a client at a time.
+    client_id = next(iter(last))
+    answer = model_at(records, client_id, datetime.now(UTC), 4)
+    assert f"scored by {V1}" in answer, answer
+
+
+def test_every_rejected_command_kind_is_audited_and_dead_lettered(
+    worker_env: dict[str, str], kafka_bootstrap: str, unique: str, registry: Path, keys: Path,
+) -> None:  # fmt: skip
+    env = _env(worker_env, registry, keys)
+    keyring = load_keyring(keys)
+    admin, operator = keyring.principals["alice"], keyring.principals["otto"]
+    now = datetime.now(UTC)
+    control = env["PROFITSTREAM_TOPICS__CONTROL"]
+
+    def signed(kind: str, by: Principal, issued_at: datetime = now, **args: Any) -> dict[str, Any]:
+        return issue(kind, args, by, issued_at=issued_at)
+
+    good = signed("register", admin, model=V2)
+    unsigned = {k: v for k, v in signed("register", admin, model=V2).items() if k != "signature"}
+    tampered = {**signed("register", admin, model=V2), "args": {"model": V1}}
+    forged = sign(signed("deploy", admin, model=V1), bytes.fromhex(new_key()))
+    stranger = Principal("mallory", Role.ADMIN, bytes.fromhex(new_key()))
+    expired = signed("register", admin, now - timedelta(minutes=30), model=V2)
+    wrong_role = signed("deploy", operator, model=V2)
+    bad_args = signed("deploy", admin, model="not a ref")
+    cases = [
+        (good, None),
+        (good, "replayed"),
+        (unsigned, "unsigned"),
+        (tampered, "bad_signature"),
+        (forged, "bad_signature"),
+        (signed("register", stranger, model=V2), "unknown_principal"),
+        (expired, "expired"),
+        (wrong_role, "forbidden"),
+        (bad_args, "malformed"),
+        ({"not": "a command"}, "unsigned"),
+    ]
+    raw_cases = [(b"{not json", "malformed")]
+    with running_worker(env):
+        produce(kafka_bootstrap, control, [(b"profitability", json.dumps(doc).encode())
+                                           for doc, _ in cases])  # fmt: skip
+        produce(kafka_bootstrap, control, [(b"profitability", raw) for raw, _ in raw_cases])
+        expected = [reason for _, reason in cases] + [reason for _, reason in raw_cases]
+
+        def audited() -> list[dict[str, Any]]:
+            return [r for r in _audit(env, kafka_bootstrap) if r["kind"] == "command"]
+
+        wait_until(lambda: len(audited()) >= len(expected), timeout_s=60,
+                   what="an audit record for every command")  # fmt: skip
+        records = sorted(audited(), key=lambda r: r["offset"])
+        stale = signed("deploy", admin, model=V2)
+        stale["expected_revision"] = 0
+        stale_value = json.dumps(sign(stale, admin.key)).encode()
+        produce(kafka_bootstrap, control, [(b"profitability", stale_value)])
+        wait_until(lambda: len(audited()) > len(expected), timeout_s=60, what="the stale one")
+        stale_record = max(audited(), key=lambda r: r["offset"])
+    assert [r["reason"] for r in records] == expected
+    assert records[0]["outcome"] == "accepted"
+    assert records[0]["after"]["registered"] == sorted([V1, V2])
+    for record in records[1:]:
+        assert record["outcome"] == "rejected"
+        assert record["before"] == record["after"]
+        assert record["message"]
+    assert records[6]["issued_by"] == "alice"  # who, even when refused
+    assert stale_record["reason"] == "stale"
+
+    dead = consume(kafka_bootstrap, env["PROFITSTREAM_TOPICS__DLQ"], len(expected), 60)
+    by_offset = {int(d.headers["profitstream.source.offset"]): d for d in dead}
+    for record in records[1:]:
+        letter = by_offset[record["offset"]]
+        assert letter.headers["profitstream.error.reason"] == f"control_{record['reason']}".encode()
+        assert letter.headers["profitstream.source.topic"] == control.encode()
+        assert letter.headers["profitstream.error"].decode() == record["message"][:1024]
+
+
+def test_an_erased_client_leaves_no_trace(
+    worker_env: dict[str, str], kafka_bootstrap: str, redis_url: str, unique: str,
+    registry: Path, keys: Path,
+) -> None:  # fmt: skip
+    env = _env(worker_env, registry, keys, PROFITSTREAM_PREDICTION_DELTA="0")
+    messages = simulated_log(30, 8, malformed=0, duplicate=0, late=0, seed=4)
+    half = len(messages) // 2
+    victim = messages[0].key.decode()
+    store_key = f"{unique}:client:{victim}"
+    with running_worker(env) as worker:
+        produce_log(kafka_bootstrap, unique, messages[:half])
+        wait_until(lambda: sum(metric(worker, "profitstream_batch_events_sum").values()) >= half,
+                   timeout_s=120, what="the first half")  # fmt: skip
+        with redis.Redis.from_url(redis_url) as client:
+            assert client.exists(store_key)
+        assert worker.get(f"/clients/{victim}/features")[0] == 200
+        erased = _command(env, kafka_bootstrap, "erase_client", client_id=victim)
+        assert erased["outcome"] == "accepted"
+        assert victim not in json.dumps(erased)
+        produce_log(kafka_bootstrap, unique, messages[half:])
+        wait_until(
+            lambda: sum(metric(worker, "profitstream_batch_events_sum").values()) >= len(messages),
+            timeout_s=120, what="the second half",
+        )  # fmt: skip
+        outcomes = metric(worker, "profitstream_event_outcomes_total")
+        emitted = sum(metric(worker, "profitstream_predictions_emitted_total").values())
+        assert worker.get(f"/clients/{victim}/features")[0] == 404
+    with redis.Redis.from_url(redis_url) as client:
+        assert not client.exists(store_key)
+    later = [m for m in messages[half:] if m.key.decode() == victim]
+    assert later, "the victim has no later events: the test would prove nothing"
+    assert outcomes['{outcome="erased"}'] == len(later)
+
+    changelog = f"{unique}-client-state-changelog"
+    compacted: dict[bytes, bytes | None] = {}
+    for record in sorted(consume(kafka_bootstrap, changelog, 10**9, timeout_s=15),
+                         key=lambda r: (r.partition, r.offset)):  # fmt: skip
+        compacted[record.key or b""] = record.value
+    key = json.dumps(victim).encode()  # the table's keys are JSON strings
+    assert key in compacted  # it was there...
+    assert compacted[key] is None  # ...and its last word is a tombstone
+    predictions = _predictions(kafka_bootstrap, unique, emitted)
+    erased_at = datetime.fromisoformat(erased["record_time"])
+    assert all(p.client_id != victim or p.scored_at < erased_at for p in predictions), (
+        "a prediction for the erased client after its erasure"
+    )
+    others = {p.client_id for p in predictions if p.scored_at > erased_at}
+    assert others, "nothing was scored after the erasure: the test would prove nothing"
