@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Literal
 
 from models_store.assignment import assign_arm
-
 from models_store.deployment import Deployment
 from models_store.registry import open_registry
 from models_store.scoring import Scorer
