@@ -28,6 +28,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from models_store.assignment import next_share
 from models_store.command_signing import Keyring, signature_matches
 from models_store.commands import (
     REQUIRED_ROLE,
@@ -487,7 +488,7 @@ def _ramp(state: ControlState, args: ExperimentRampArgs, _: float) -> tuple[Cont
         raise _invalid(f"experiment {args.experiment_id} runs in shadow: it has no split")
     share = args.share
     if share is None:
-        share = next((step for step in experiment.schedule if step > experiment.share), None)
+        share = next_share(experiment.schedule, experiment.share)
         if share is None:
             raise _invalid(f"experiment {args.experiment_id} is at the end of its schedule")
     if share == experiment.share:
