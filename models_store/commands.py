@@ -22,6 +22,7 @@ COMMAND_SCHEMA_VERSION = 1
 # worker folding the log means the same model whatever the registry's aliases say later.
 EXACT_REF = rf"^{NAME_PATTERN.strip('^$')}@{SEMVER.pattern.strip('^$')}$"
 EXPERIMENT_ID = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+REASON_MAX_CHARS = 500
 
 
 class Role(StrEnum):
@@ -109,14 +110,14 @@ class ExperimentStopArgs(_Args):
     """``experiment_stop``: end the experiment; the champion scores every client again."""
 
     experiment_id: Annotated[str, Field(pattern=EXPERIMENT_ID)]
-    reason: str = Field(default="stopped by an operator", max_length=500)
+    reason: str = Field(default="stopped by an operator", max_length=REASON_MAX_CHARS)
 
 
 class ExperimentPromoteArgs(_Args):
     """``experiment_promote``: the challenger becomes the champion; the experiment ends."""
 
     experiment_id: Annotated[str, Field(pattern=EXPERIMENT_ID)]
-    reason: str = Field(default="promoted by an operator", max_length=500)
+    reason: str = Field(default="promoted by an operator", max_length=REASON_MAX_CHARS)
 
 
 class EraseClientArgs(_Args):

@@ -18,9 +18,14 @@ import math
 from dataclasses import astuple, dataclass, replace
 from typing import Any
 
+from features.definitions import FEATURE_NAMES
 from features.state import TrackedMemo
 from models_store.labels import margin_ratio
 from models_store.prediction import Prediction
+
+# The naive forecast predictions are compared with: the client's realised margin of the
+# 90 days before (an outcome's baseline, and the drift guardrail's reference).
+PERSISTENCE_INDEX = FEATURE_NAMES.index("realised_margin_90d")
 
 
 @dataclass(frozen=True)

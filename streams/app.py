@@ -7,7 +7,7 @@ from typing import Any
 import faust
 
 from features.online_store import OnlineStore
-from models_store.command_signing import Keyring, load_keyring
+from models_store.command_signing import Keyring, Principal, load_keyring
 from models_store.deployment import ControlFold
 from models_store.emission import EmissionPolicy
 from models_store.scoring import Scorer
@@ -17,8 +17,11 @@ from streams.agents import register_agents
 from streams.audit_trail import register_audit_trail
 from streams.client_table import declare_client_table
 from streams.control_log import ControlLog
+from streams.errors import ProfitstreamError
+from streams.experiment_monitor import ExperimentMonitor
 from streams.feature_pipeline import FeaturePipeline
 from streams.gap_reader import GapReader
+from streams.health_reports import HealthReports
 from streams.input_reader import InputReader
 from streams.preflight import aiokafka_security_kwargs
 from streams.scoring_stage import ScoringStage
@@ -43,6 +46,21 @@ def broker_credentials(
     if context is not None:
         return faust.SSLCredentials(context)
     return None
+
+
+def monitor_principal(settings: Settings, keyring: Keyring) -> Principal | None:
+    """Who the experiment monitor signs as (None: it only publishes results)."""
+    name = settings.control_monitor_principal
+    if name is None:
+        return None
+    principal = keyring.get(name)
+    if principal is None:
+        raise ProfitstreamError(
+            f"PROFITSTREAM_CONTROL_MONITOR_PRINCIPAL={name} is not in the control keys "
+            f"({settings.control_keys}); add it with `profitstream control keygen {name} "
+            "--role admin --keys FILE`"
+        )
+    return principal
 
 
 def create_app(
@@ -112,6 +130,18 @@ def create_app(
     reader = InputReader(app, settings, pipeline, models, consumer_options)
     register_agents(app, settings, pipeline, reader)
     register_audit_trail(app, topics, control)
+    health = HealthReports(scoring, topics.monitoring, pipeline.worker_id)
+    monitor = ExperimentMonitor(app, topics, control, consumer_options,
+                                monitor_principal(settings, keyring))  # fmt: skip
+
+    async def report_health() -> None:
+        await health.run(settings.monitor_interval_s)
+
+    async def monitor_experiments() -> None:
+        await monitor.run(settings.monitor_interval_s)
+
+    app.task(report_health)
+    app.task(monitor_experiments)
     token = settings.api_token.get_secret_value() if settings.api_token else None
     register_views(app, states, store, models, token)
     return app

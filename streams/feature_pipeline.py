@@ -28,13 +28,20 @@ from datetime import UTC, datetime, timedelta
 
 from faust.types import TP, RecordMetadata, TableT
 
-from features.definitions import FEATURE_NAMES, compute_features
+from features.definitions import compute_features
 from features.events import EventStream, InvalidEventError, parse_event
 from features.online_store import OnlineStore
 from features.serving import online_fields
 from features.state import ClientState, Outcome, apply_event, compact, record_offset
 from models_store.labels import margin_parts
-from models_store.outcomes import Tracked, add_money, is_closed, outcome_record, track
+from models_store.outcomes import (
+    PERSISTENCE_INDEX,
+    Tracked,
+    add_money,
+    is_closed,
+    outcome_record,
+    track,
+)
 from models_store.prediction import Prediction
 from streams.active_models import ActiveDeployment, ActiveModels
 from streams.client_table import (
@@ -96,8 +103,6 @@ class _Changed:
 log = logging.getLogger(__name__)
 LAGGING_WARNING_S = 10.0
 ERASED = "erased"  # the outcome of an event of an erased client: dropped, counted
-# The persistence forecast a tracked prediction is compared with (drift guardrail).
-PERSISTENCE = FEATURE_NAMES.index("realised_margin_90d")
 
 
 @dataclass
@@ -417,7 +422,7 @@ class FeaturePipeline:
         for prediction in predictions:
             state = batch.changed[prediction.client_id].state
             if state.tracked is None:
-                persistence = vectors[prediction.client_id][PERSISTENCE]
+                persistence = vectors[prediction.client_id][PERSISTENCE_INDEX]
                 state.tracked = track(prediction, persistence).memo()
         OUTCOMES_JOINED.inc(len(closed))
         return closed

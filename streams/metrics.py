@@ -80,6 +80,11 @@ CLIENTS_ERASED = Counter(
     "profitstream_clients_erased_total",
     "Client states this worker deleted from its table partitions on an erase_client command",
 )
+EXPERIMENT_ACTIONS = Counter(
+    "profitstream_experiment_actions_total",
+    "Commands the experiment monitor sent on its verdict (promote, stop, ramp)",
+    ["action"],
+)
 OUTCOMES_JOINED = Counter(
     "profitstream_outcomes_joined_total",
     "Tracked predictions whose horizon closed: their realised margin went to the monitoring topic",

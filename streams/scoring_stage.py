@@ -8,6 +8,10 @@ experiment the challenger also scores every client the champion emits for, and t
 predictions go to the shadow topic only. The decision uses the last prediction
 emitted for each client, kept in its state (``ClientState.emitted``), so after a crash the
 replayed batch decides, and identifies, its predictions exactly as before.
+
+While an experiment runs, each model call is counted for its arm (``health``: clients
+scored and failed, call latency, distance from the persistence forecast); the worker
+publishes the counts for the experiment's guardrails (``streams.health_reports``).
 """
 
 from __future__ import annotations
@@ -24,7 +28,9 @@ from typing import Any, TypeVar
 import numpy as np
 
 from features.state import ClientState
+from models_store.arm_health import ArmHealth, observe_call
 from models_store.emission import EmissionPolicy, Emitted, Reason, decide
+from models_store.outcomes import PERSISTENCE_INDEX
 from models_store.prediction import Prediction, build_prediction
 from models_store.scoring import Score, Scorer
 from streams.active_models import ActiveDeployment
@@ -70,6 +76,16 @@ class Scored:
     shadow: list[Prediction] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class HealthKey:
+    """Whose counts: an arm's model, at one deployment revision of one experiment."""
+
+    experiment_id: str
+    deployment_revision: int
+    arm: str
+    model: str
+
+
 @dataclass
 class _Group:
     """Clients scored by one model, in one arm."""
@@ -85,6 +101,8 @@ class ScoringStage:
     def __init__(self, policy: EmissionPolicy) -> None:
         self.policy = policy
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="scoring")
+        # Cumulative counts of this worker's model calls, per experiment arm.
+        self.health: dict[HealthKey, ArmHealth] = {}
 
     def close(self) -> None:
         """Stop the scoring thread."""
@@ -109,7 +127,7 @@ class ScoringStage:
         failures: list[ScoringFailure] = []
         scored_at = datetime.now(UTC)
         for group in groups.values():
-            chosen = await self._choose(group, clients, matrix, failures)
+            chosen = await self._choose(group, clients, matrix, failures, active)
             if not chosen:
                 continue
             rows = [index for index, _, _ in chosen]
@@ -127,8 +145,7 @@ class ScoringStage:
                 PREDICTIONS_EMITTED.labels(reason=reason.value).inc()
         shadow = []
         if active.shadow is not None and experiment is not None and emitted:
-            shadow = await self._shadow(active.shadow, experiment.experiment_id, emitted,
-                                        clients, matrix, scored_at)  # fmt: skip
+            shadow = await self._shadow(active, emitted, clients, matrix, scored_at)
         SCORING_SECONDS.observe(time.perf_counter() - started)
         return Scored(emitted, failures, shadow)
 
@@ -138,12 +155,16 @@ class ScoringStage:
         clients: list[Rescore],
         matrix: np.ndarray,
         failures: list[ScoringFailure],
+        active: ActiveDeployment,
     ) -> list[tuple[int, Reason, Score]]:
         """Score a group; return (client index, why, score) of the predictions to emit."""
         ids = [clients[index].state.client_id for index in group.members]
+        began = time.perf_counter()
         scores = await self._in_thread(
             self._score_each_if_needed, group.scorer, matrix[group.members], ids
         )
+        self._count(active, group.arm or "champion", group.scorer, began, scores,
+                    matrix[group.members])  # fmt: skip
         ref = group.scorer.ref
         chosen = []
         for index, score in zip(group.members, scores, strict=True):
@@ -161,10 +182,33 @@ class ScoringStage:
             chosen.append((index, reason, score))
         return chosen
 
+    def _count(
+        self,
+        active: ActiveDeployment,
+        arm: str,
+        scorer: Scorer,
+        began: float,
+        scores: list[Score | str],
+        rows: np.ndarray,
+    ) -> None:
+        """Add one model call to its arm's health counts (only while an experiment runs)."""
+        experiment = active.deployment.experiment
+        if experiment is None:
+            return
+        latency_ms = (time.perf_counter() - began) * 1000
+        key = HealthKey(experiment.experiment_id, active.revision, arm, scorer.ref)
+        good = [i for i, score in enumerate(scores) if not isinstance(score, str)]
+        self.health[key] = observe_call(
+            self.health.get(key, ArmHealth()),
+            latency_ms=latency_ms,
+            predicted=[score.margin for score in scores if not isinstance(score, str)],
+            persistence=[float(rows[i, PERSISTENCE_INDEX]) for i in good],
+            failures=len(scores) - len(good),
+        )
+
     async def _shadow(
         self,
-        scorer: Scorer,
-        experiment_id: str,
+        active: ActiveDeployment,
         emitted: list[Prediction],
         clients: list[Rescore],
         matrix: np.ndarray,
@@ -172,14 +216,18 @@ class ScoringStage:
     ) -> list[Prediction]:
         """The shadow challenger's predictions of the clients the champion emitted for
         (without drivers: they are compared, not explained)."""
+        scorer, experiment = active.shadow, active.deployment.experiment
+        assert scorer is not None
+        assert experiment is not None
         index_of = {client.state.client_id: i for i, client in enumerate(clients)}
         rows = [index_of[prediction.client_id] for prediction in emitted]
         ids = [prediction.client_id for prediction in emitted]
+        began = time.perf_counter()
         scores = await self._in_thread(self._score_each_if_needed, scorer, matrix[rows], ids)
+        self._count(active, "shadow", scorer, began, scores, matrix[rows])
+        tag = (experiment.experiment_id, "shadow")
         return [
-            self._prediction(
-                scorer, clients[row], score, scored_at, "shadow", (experiment_id, "shadow")
-            )
+            self._prediction(scorer, clients[row], score, scored_at, "shadow", tag)
             for row, score in zip(rows, scores, strict=True)
             if not isinstance(score, str)
         ]

@@ -123,6 +123,15 @@ class Settings(BaseSettings):
     control_principal: str | None = Field(
         default=None, description="who the CLI signs control commands as (an entry of the keys)"
     )
+    control_monitor_principal: str | None = Field(
+        default=None,
+        description="who the experiment monitor signs its promote/stop/ramp commands as "
+        "(an operator or admin of the keys); unset: results are published, nothing is acted on",
+    )
+    monitor_interval_s: float = Field(
+        default=5.0, gt=0, le=3600,
+        description="how often arm health is published and the experiment judged",
+    )  # fmt: skip
     control_max_age_s: float = Field(default=300.0, gt=0)
     control_max_skew_s: float = Field(default=60.0, ge=0)
     topics: TopicNames = TopicNames()

@@ -21,10 +21,20 @@ class Record:
     offset: int
 
 
-def produce(bootstrap: str, topic: str, messages: Sequence[tuple[bytes | None, bytes]]) -> None:
-    """Produce ``(key, value)`` pairs and wait until every one is acknowledged."""
+def produce(
+    bootstrap: str,
+    topic: str,
+    messages: Sequence[tuple[bytes | None, bytes]],
+    partitioner: str = "consistent_random",
+) -> None:
+    """Produce ``(key, value)`` pairs and wait until every one is acknowledged.
+
+    ``partitioner="murmur2_random"`` places keys as Kafka's Java client and aiokafka do
+    (librdkafka's default hashes keys with CRC32).
+    """
     errors: list[str] = []
-    producer = Producer({"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 5})
+    producer = Producer({"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 5,
+                         "partitioner": partitioner})  # fmt: skip
 
     def on_delivery(err: object, _msg: object) -> None:
         if err is not None:

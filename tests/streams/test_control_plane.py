@@ -10,9 +10,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-import shutil
 import threading
 import time
 from collections import Counter, defaultdict
@@ -23,80 +21,35 @@ from typing import Any
 import pytest
 import redis
 
-from features.simulator import SimulatedMessage, history_frame, simulate, simulated_messages
-from models_store.card import CARD_FILE
+from features.simulator import SimulatedMessage
 from models_store.command_signing import Principal, issue, load_keyring, new_key, sign
 from models_store.commands import Role
 from models_store.prediction import Prediction
-from models_store.registry import open_registry
-from models_store.training import TrainingRequest, train
-from models_store.tuning import SearchBudget
 from streams.audit_lookup import model_at
-from streams.control_client import audit_records, publish, read_topic
-from streams.settings import Settings
 from streams.stack.processes import free_port, wait_until
-from tests.services.event_log import START, metric, produce_log, rebuild, simulated_log
+from tests.services.control_plane import (
+    V1,
+    V2,
+    audit,
+    command,
+    control_env,
+    two_version_registry,
+    write_keys,
+)
+from tests.services.event_log import metric, produce_log, rebuild, simulated_log
 from tests.services.kafka_clients import Record, consume, produce
 from tests.services.worker_process import running_worker
-
-V1, V2 = "profitability@1.0.0", "profitability@2.0.0"
 
 
 @pytest.fixture(scope="module")
 def registry(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One trained model registered as 1.0.0, and again (same trees) as 2.0.0."""
-    root = tmp_path_factory.mktemp("models")
-    log = history_frame(simulated_messages(simulate(100, 15, seed=21, start=START)))
-    request = TrainingRequest(name="profitability", version="1.0.0", validation_cutoffs=2,
-                              test_cutoffs=2, budget=SearchBudget(4, 2, 30))  # fmt: skip
-    bundle = train(log, request, root / "b").bundle
-    registry = open_registry(str(root / "registry"))
-    registry.register(bundle)
-    second = root / "v2"
-    shutil.copytree(bundle, second)
-    card = json.loads((second / CARD_FILE).read_text())
-    card["version"] = "2.0.0"
-    (second / CARD_FILE).write_text(json.dumps(card))
-    registry.register(second)
-    return root / "registry"
+    return two_version_registry(tmp_path_factory.mktemp("models"))
 
 
 @pytest.fixture
 def keys(tmp_path: Path) -> Path:
-    path = tmp_path / "keys.json"
-    path.write_text(json.dumps({"principals": {
-        "alice": {"role": "admin", "key": new_key()},
-        "otto": {"role": "operator", "key": new_key()},
-    }}))  # fmt: skip
-    return path
-
-
-def _env(worker_env: dict[str, str], registry: Path, keys: Path, **extra: str) -> dict[str, str]:
-    return {**worker_env, "PROFITSTREAM_MODEL_REGISTRY": str(registry),
-            "PROFITSTREAM_MODEL": V1, "PROFITSTREAM_CONTROL_KEYS": str(keys),
-            "PROFITSTREAM_CONTROL_PRINCIPAL": "alice", **extra}  # fmt: skip
-
-
-def _settings(env: dict[str, str]) -> Settings:
-    variables = {k.removeprefix("PROFITSTREAM_").lower(): v for k, v in env.items()
-                 if k.startswith("PROFITSTREAM_") and "__" not in k}  # fmt: skip
-    topics = {k.removeprefix("PROFITSTREAM_TOPICS__").lower(): v for k, v in env.items()
-              if k.startswith("PROFITSTREAM_TOPICS__")}  # fmt: skip
-    return Settings.model_validate({**variables, "topics": topics})
-
-
-def _command(env: dict[str, str], bootstrap: str, kind: str, **args: Any) -> dict[str, Any]:
-    """Publish a command as the CLI does; return its audit record (accepted or not)."""
-    published = asyncio.run(
-        publish(_settings(env), [bootstrap], {}, kind, args, key="profitability", wait_s=60)
-    )
-    assert published.audit is not None, f"no audit record for {kind}"
-    return published.audit
-
-
-def _audit(env: dict[str, str], bootstrap: str) -> list[dict[str, Any]]:
-    topic = env["PROFITSTREAM_TOPICS__AUDIT"]
-    return audit_records(asyncio.run(read_topic([bootstrap], {}, topic)))
+    return write_keys(tmp_path / "keys.json", {"alice": "admin", "otto": "operator"})
 
 
 def _positions(
@@ -149,7 +102,7 @@ def test_deploy_and_rollback_switch_two_workers_at_recorded_offsets(
     worker_env: dict[str, str], kafka_bootstrap: str, redis_url: str, unique: str,
     registry: Path, keys: Path,
 ) -> None:  # fmt: skip
-    env = _env(worker_env, registry, keys, PROFITSTREAM_PREDICTION_DELTA="0",
+    env = control_env(worker_env, registry, keys, PROFITSTREAM_PREDICTION_DELTA="0",
                PROFITSTREAM_BATCH_MAX_EVENTS="300")  # fmt: skip
     second = {**env, "PROFITSTREAM_DATA_DIR": env["PROFITSTREAM_DATA_DIR"] + "-b",
               "PROFITSTREAM_WEB_PORT": str(free_port())}  # fmt: skip
@@ -161,16 +114,16 @@ def test_deploy_and_rollback_switch_two_workers_at_recorded_offsets(
         try:
             wait_until(lambda: producer.produced >= len(messages) // 4, timeout_s=60,
                        what="a quarter of the log")  # fmt: skip
-            assert _command(env, kafka_bootstrap, "register", model=V2)["outcome"] == "accepted"
-            deployed = _command(env, kafka_bootstrap, "deploy", model=V2)
+            assert command(env, kafka_bootstrap, "register", model=V2)["outcome"] == "accepted"
+            deployed = command(env, kafka_bootstrap, "deploy", model=V2)
             assert deployed["outcome"] == "accepted", deployed
             revision = deployed["after"]["deployment_revision"]
             # Both workers score with v2 before it is rolled back (events keep flowing).
-            wait_until(lambda: len({r["worker"] for r in _audit(env, kafka_bootstrap)
+            wait_until(lambda: len({r["worker"] for r in audit(env, kafka_bootstrap)
                                     if r["kind"] == "model_switch"
                                     and r["deployment_revision"] == revision}) == 2,
                        timeout_s=60, what="both workers to switch to v2")  # fmt: skip
-            rolled = _command(env, kafka_bootstrap, "rollback", model=None)
+            rolled = command(env, kafka_bootstrap, "rollback", model=None)
             assert rolled["outcome"] == "accepted", rolled
             assert rolled["after"]["champion"] == V1
         finally:
@@ -190,7 +143,7 @@ def test_deploy_and_rollback_switch_two_workers_at_recorded_offsets(
         read = [sum(metric(w, "profitstream_events_consumed_total").values()) for w in workers]
     assert all(count > 0 for count in read), f"one worker read nothing: {read}"
 
-    records = _audit(env, kafka_bootstrap)
+    records = audit(env, kafka_bootstrap)
     switches: dict[tuple[str, int], list[tuple[int, int, str]]] = defaultdict(list)
     for record in records:
         if record["kind"] == "model_switch":
@@ -238,7 +191,7 @@ def test_deploy_and_rollback_switch_two_workers_at_recorded_offsets(
 def test_every_rejected_command_kind_is_audited_and_dead_lettered(
     worker_env: dict[str, str], kafka_bootstrap: str, unique: str, registry: Path, keys: Path,
 ) -> None:  # fmt: skip
-    env = _env(worker_env, registry, keys)
+    env = control_env(worker_env, registry, keys)
     keyring = load_keyring(keys)
     admin, operator = keyring.principals["alice"], keyring.principals["otto"]
     now = datetime.now(UTC)
@@ -275,7 +228,7 @@ def test_every_rejected_command_kind_is_audited_and_dead_lettered(
         expected = [reason for _, reason in cases] + [reason for _, reason in raw_cases]
 
         def audited() -> list[dict[str, Any]]:
-            return [r for r in _audit(env, kafka_bootstrap) if r["kind"] == "command"]
+            return [r for r in audit(env, kafka_bootstrap) if r["kind"] == "command"]
 
         wait_until(lambda: len(audited()) >= len(expected), timeout_s=60,
                    what="an audit record for every command")  # fmt: skip
@@ -309,7 +262,7 @@ def test_an_erased_client_leaves_no_trace(
     worker_env: dict[str, str], kafka_bootstrap: str, redis_url: str, unique: str,
     registry: Path, keys: Path,
 ) -> None:  # fmt: skip
-    env = _env(worker_env, registry, keys, PROFITSTREAM_PREDICTION_DELTA="0")
+    env = control_env(worker_env, registry, keys, PROFITSTREAM_PREDICTION_DELTA="0")
     messages = simulated_log(30, 8, malformed=0, duplicate=0, late=0, seed=4)
     half = len(messages) // 2
     victim = messages[0].key.decode()
@@ -321,7 +274,7 @@ def test_an_erased_client_leaves_no_trace(
         with redis.Redis.from_url(redis_url) as client:
             assert client.exists(store_key)
         assert worker.get(f"/clients/{victim}/features")[0] == 200
-        erased = _command(env, kafka_bootstrap, "erase_client", client_id=victim)
+        erased = command(env, kafka_bootstrap, "erase_client", client_id=victim)
         assert erased["outcome"] == "accepted"
         assert victim not in json.dumps(erased)
         produce_log(kafka_bootstrap, unique, messages[half:])

@@ -96,6 +96,16 @@ def test_each_client_is_scored_by_its_arm_and_a_model_change_is_emitted(scorer: 
             assert prediction.model.version == expected
         assert 10 < sum(arm == "challenger" for arm in arms.values()) < 50
         assert scored.shadow == []
+        # Health is counted per arm while the experiment runs (not before it).
+        health = {key.arm: (key, counts) for key, counts in stage.health.items()}
+        assert set(health) == {"champion", "challenger"}
+        for arm, (key, counts) in health.items():
+            assert (key.experiment_id, key.deployment_revision) == ("e1", 2)
+            expected_model = challenger.ref if arm == "challenger" else scorer.ref
+            assert key.model == expected_model
+            assert counts.scored == sum(a == arm for a in arms.values())
+            assert (counts.failures, counts.calls) == (0, 1)
+        assert sum(counts.scored for _, counts in health.values()) == len(clients)
     finally:
         stage.close()
 
@@ -120,3 +130,7 @@ def test_a_shadow_challenger_scores_beside_the_champion_without_emitting(scorer:
         assert shadow.experiment.arm == "shadow"
         assert shadow.predicted_margin == main.predicted_margin  # the same trees here
         assert shadow.prediction_id != main.prediction_id
+    health = {key.arm: counts for key, counts in stage.health.items()}
+    assert set(health) == {"champion", "shadow"}
+    assert health["champion"].scored == health["shadow"].scored == len(clients)
+    assert health["shadow"].drift == pytest.approx(health["champion"].drift)  # same trees

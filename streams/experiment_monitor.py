@@ -1,0 +1,200 @@
+"""The experiment monitor: reads a running experiment's evidence and acts on its verdict.
+
+It runs on every worker but only works on the one Faust's consumer group gives the
+control topic's partition (the worker that also writes the audit trail), so one monitor
+judges each experiment. Every ``monitor_interval_s`` it reads, with its own group-less
+consumer, the experiment's partition of `profitability-monitoring` (outcome and arm-health
+records are keyed by the experiment id) from the experiment's start, folds the new records
+(``models_store.experiment_verdict``), publishes an ``experiment_result`` record when the
+result changed, and, when the verdict is promote, stop or ramp, publishes the command,
+signed as ``PROFITSTREAM_CONTROL_MONITOR_PRINCIPAL``, on the control topic. The control
+fold applies it like any other command: audited, revision-checked.
+
+A command is sent at most once per deployment revision. Its id is derived from the
+experiment, the revision and the action, so a monitor that takes over after a crash and
+reaches the same verdict sends the same command again, which the fold refuses as a replay.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import faust
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from faust.types import TP
+
+from models_store.command_signing import Principal, issue
+from models_store.commands import REASON_MAX_CHARS
+from models_store.deployment import ControlState, Experiment
+from models_store.experiment_verdict import (
+    ExperimentTally,
+    Verdict,
+    design_of,
+    judge,
+    result_record,
+)
+from streams.audit_lookup import client_partition
+from streams.control_log import ControlLog
+from streams.metrics import EXPERIMENT_ACTIONS
+from streams.topics import Topics
+
+log = logging.getLogger(__name__)
+
+_COMMAND_OF = {"promote": "experiment_promote", "stop": "experiment_stop",
+               "ramp": "experiment_ramp"}  # fmt: skip
+
+
+def monitor_command_id(experiment_id: str, revision: int, action: str) -> str:
+    """The monitor's command id for an action at a revision (the same on every worker)."""
+    digest = hashlib.sha256(f"{experiment_id}\0{revision}\0{action}".encode()).hexdigest()
+    return f"monitor-{digest[:40]}"
+
+
+def command_args(experiment_id: str, verdict: Verdict) -> dict[str, Any]:
+    """The arguments of the command that carries out ``verdict``."""
+    if verdict.action == "ramp":
+        return {"experiment_id": experiment_id, "share": verdict.share}
+    reason = f"monitor: {verdict.reason}"[:REASON_MAX_CHARS]
+    return {"experiment_id": experiment_id, "reason": reason}
+
+
+class ExperimentMonitor:
+    """Judges the running experiment (on the control partition's owner) and acts."""
+
+    def __init__(
+        self,
+        app: faust.App,
+        topics: Topics,
+        control: ControlLog,
+        consumer_options: dict[str, Any],
+        principal: Principal | None,
+    ) -> None:
+        self._app = app
+        self._topics = topics
+        self._control = control
+        self._options = consumer_options
+        self._principal = principal
+        self._leading = TP(topics.control.get_topic_name(), 0)
+        self._tally: ExperimentTally | None = None
+        self._source: TopicPartition | None = None
+        self._published: dict[str, Any] | None = None
+        # (deployment revision, control offset) of the last command sent.
+        self._sent: tuple[int, int] | None = None
+
+    def leads(self) -> bool:
+        """Whether this worker owns the control partition in the consumer group."""
+        return self._leading in self._app.assignor.assigned_actives()
+
+    async def run(self, interval_s: float) -> None:
+        """Look every ``interval_s`` for as long as the worker runs."""
+        if self._principal is None:
+            log.info("no PROFITSTREAM_CONTROL_MONITOR_PRINCIPAL: experiment results are "
+                     "published, promotions and stops are left to operators")  # fmt: skip
+        consumer = AIOKafkaConsumer(enable_auto_commit=False, **self._options)
+        await consumer.start()
+        try:
+            while True:
+                await asyncio.sleep(interval_s)
+                try:
+                    await self.look(consumer)
+                except Exception:
+                    log.exception("the experiment monitor failed; it starts over")
+                    self._tally = None
+        finally:
+            await consumer.stop()
+
+    async def look(self, consumer: AIOKafkaConsumer) -> None:
+        """Read the new evidence, publish the result if it changed, act on the verdict."""
+        state = self._control.state
+        experiment = state.deployment.experiment
+        if not self._control.caught_up.is_set() or experiment is None or not self.leads():
+            self._tally = None
+            return
+        if self._tally is None or self._tally.experiment_id != experiment.experiment_id:
+            await self._start(consumer, experiment)
+        tally = self._tally
+        assert tally is not None
+        await self._read(consumer, tally)
+        now = time.time()
+        verdict = judge(experiment, state.deployment.revision, tally, now)
+        actions = await self._act(state, experiment, verdict, now)
+        record = result_record(experiment, state.deployment.champion,
+                               state.deployment.revision, tally, verdict, now, actions)  # fmt: skip
+        unchanged = {**record, "at": None}
+        if unchanged != self._published:
+            key, value = experiment.experiment_id.encode(), json.dumps(record).encode()
+            await (await self._topics.monitoring.send(key=key, value=value))
+            self._published = unchanged
+
+    async def _start(self, consumer: AIOKafkaConsumer, experiment: Experiment) -> None:
+        topic = self._topics.monitoring.get_topic_name()
+        await consumer.topics()  # refreshes the metadata
+        partitions = consumer.partitions_for_topic(topic)
+        if not partitions:
+            raise RuntimeError(f"the monitoring topic {topic} does not exist yet")
+        tp = TopicPartition(topic, client_partition(experiment.experiment_id, len(partitions)))
+        consumer.assign([tp])
+        # Nothing of the experiment predates its start command.
+        found = await consumer.offsets_for_times({tp: int(experiment.started_at * 1000)})
+        if found.get(tp) is None:
+            await consumer.seek_to_end(tp)
+        else:
+            consumer.seek(tp, found[tp].offset)
+        self._source = tp
+        self._tally = ExperimentTally(experiment.experiment_id, design_of(experiment))
+        self._published = None
+        log.info("monitoring experiment %s from %s offset %d", experiment.experiment_id, tp,
+                 await consumer.position(tp))  # fmt: skip
+
+    async def _read(self, consumer: AIOKafkaConsumer, tally: ExperimentTally) -> None:
+        tp = self._source
+        assert tp is not None
+        end = int((await consumer.end_offsets([tp]))[tp])
+        while await consumer.position(tp) < end:
+            fetched = await consumer.getmany(tp, timeout_ms=500, max_records=5_000)
+            for message in fetched.get(tp, []):
+                try:
+                    record = json.loads(message.value or b"")
+                except ValueError:
+                    continue
+                if isinstance(record, dict):
+                    tally.add(record)
+
+    async def _act(
+        self, state: ControlState, experiment: Experiment, verdict: Verdict, now: float
+    ) -> str:
+        """Send the verdict's command if it calls for one; say what happened."""
+        if verdict.action == "continue":
+            return "none needed"
+        if self._principal is None:
+            return "off: PROFITSTREAM_CONTROL_MONITOR_PRINCIPAL is unset"
+        revision = state.revision
+        if self._sent is not None and self._sent[0] == revision:
+            offset = self._sent[1]
+            if offset < self._control.fold.next_offset:
+                outcome = await self._control.outcome(offset)
+                if not outcome.accepted:
+                    return f"{_COMMAND_OF[verdict.action]} rejected ({outcome.reason}): " \
+                           f"{outcome.message}"  # fmt: skip
+            return f"{_COMMAND_OF[verdict.action]} sent at control offset {offset}"
+        kind = _COMMAND_OF[verdict.action]
+        command = issue(
+            kind,
+            command_args(experiment.experiment_id, verdict),
+            self._principal,
+            issued_at=datetime.fromtimestamp(now, UTC),
+            expected_revision=revision,
+            command_id=monitor_command_id(experiment.experiment_id, revision, verdict.action),
+        )
+        sent = await (await self._topics.control.send(
+            key=b"monitor", value=json.dumps(command).encode(), partition=0))  # fmt: skip
+        self._sent = (revision, int(sent.offset))
+        EXPERIMENT_ACTIONS.labels(action=verdict.action).inc()
+        log.warning("experiment %s: %s (%s)", experiment.experiment_id, kind, verdict.reason)
+        return f"{kind} sent at control offset {sent.offset}"

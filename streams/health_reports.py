@@ -1,0 +1,75 @@
+"""Each worker's arm health counts, published on `profitability-monitoring` for the monitor.
+
+Every ``monitor_interval_s`` the counts that changed since the last report go out as
+``arm_health`` records keyed by the experiment id (so an experiment's records share one
+partition, in order). Counts are cumulative per worker incarnation: a restarted worker
+reports under a new incarnation, and the monitor keeps the latest record of each.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import uuid
+from datetime import UTC, datetime
+
+from faust.types import TopicT
+
+from models_store.arm_health import LATENCY_BUCKETS_MS, ArmHealth
+from streams.scoring_stage import HealthKey, ScoringStage
+
+log = logging.getLogger(__name__)
+
+
+def health_record(incarnation: str, key: HealthKey, counts: ArmHealth, at: datetime) -> bytes:
+    """The ``arm_health`` record of one arm's counts."""
+    return json.dumps({
+        "schema_version": 1,
+        "kind": "arm_health",
+        "worker": incarnation,
+        "at": at.isoformat(),
+        "experiment_id": key.experiment_id,
+        "deployment_revision": key.deployment_revision,
+        "arm": key.arm,
+        "model": key.model,
+        "latency_buckets_ms": list(LATENCY_BUCKETS_MS),
+        **counts.to_dict(),
+    }).encode()  # fmt: skip
+
+
+class HealthReports:
+    """Publishes the scoring stage's changed health counts now and then."""
+
+    def __init__(self, scoring: ScoringStage, topic: TopicT, worker_id: str) -> None:
+        self._scoring = scoring
+        self._topic = topic
+        self.incarnation = f"{worker_id}/{uuid.uuid4().hex[:12]}"
+        self._reported: dict[HealthKey, ArmHealth] = {}
+
+    async def run(self, interval_s: float) -> None:
+        """Report every ``interval_s`` for as long as the worker runs."""
+        while True:
+            await asyncio.sleep(interval_s)
+            try:
+                await self.report()
+            except Exception:
+                log.exception("could not publish arm health; retrying in %.0fs", interval_s)
+
+    async def report(self) -> int:
+        """Publish the counts that changed; return how many records went out."""
+        changed = {
+            key: counts
+            for key, counts in list(self._scoring.health.items())
+            if self._reported.get(key) != counts
+        }
+        now = datetime.now(UTC)
+        sent = [
+            await self._topic.send(key=key.experiment_id.encode(),
+                                   value=health_record(self.incarnation, key, counts, now))
+            for key, counts in changed.items()
+        ]  # fmt: skip
+        for future in sent:
+            await future
+        self._reported.update(changed)
+        return len(sent)
