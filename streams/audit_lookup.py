@@ -13,16 +13,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from aiokafka.partitioner import DefaultPartitioner
-
 from models_store.assignment import assign_arm
 from models_store.deployment import client_digest
-
-
-def client_partition(client_id: str, partitions: int) -> int:
-    """The partition the default partitioner gives a message keyed by ``client_id``."""
-    every = list(range(partitions))
-    return int(DefaultPartitioner()(client_id.encode(), every, every))
+from streams.key_partitions import client_partition
 
 
 def model_at(records: list[dict[str, Any]], client_id: str, at: datetime, partitions: int) -> str:

@@ -19,6 +19,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from models_store.command_signing import Principal, issue, load_keyring
 from streams.errors import ProfitstreamError
+from streams.key_partitions import key_partition
 from streams.settings import Settings
 
 
@@ -53,18 +54,48 @@ async def read_topic(
 ) -> list[tuple[int, int, bytes]]:
     """(offset, timestamp ms, value) of every record of a single-partition topic, to its end
     (and for ``follow_s`` seconds more)."""
+    return await _read_partition(bootstrap, options, topic, None, None, follow_s)
+
+
+async def read_key_partition(
+    bootstrap: list[str], options: dict[str, Any], topic: str, key: str, since_ms: int
+) -> list[tuple[int, int, bytes]]:
+    """The records of the partition the default partitioner gives ``key``, from the first
+    one stored at or after ``since_ms`` to the end."""
+    return await _read_partition(bootstrap, options, topic, key, since_ms, 0.0)
+
+
+async def _read_partition(
+    bootstrap: list[str],
+    options: dict[str, Any],
+    topic: str,
+    key: str | None,
+    since_ms: int | None,
+    follow_s: float,
+) -> list[tuple[int, int, bytes]]:
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest",
         **options,
     )  # fmt: skip
     await consumer.start()
     try:
-        if topic not in await consumer.topics():
+        partition = (
+            0
+            if key is None
+            else await key_partition({"bootstrap_servers": bootstrap, **options}, topic, key)
+        )
+        if partition is None or topic not in await consumer.topics():
             return []
-        tp = TopicPartition(topic, 0)
+        tp = TopicPartition(topic, partition)
         consumer.assign([tp])
-        await consumer.seek_to_beginning(tp)
         end = int((await consumer.end_offsets([tp]))[tp])
+        found = None if since_ms is None else (await consumer.offsets_for_times({tp: since_ms}))
+        if found is None:
+            await consumer.seek_to_beginning(tp)
+        elif found[tp] is None:
+            return []
+        else:
+            consumer.seek(tp, found[tp].offset)
         deadline = time.monotonic() + follow_s
         records: list[tuple[int, int, bytes]] = []
         while await consumer.position(tp) < end or time.monotonic() < deadline:
@@ -93,6 +124,25 @@ def audit_records(raw: list[tuple[int, int, bytes]]) -> list[dict[str, Any]]:
         seen.add(identity)
         records.append(record)
     return records
+
+
+def experiment_results(
+    raw: list[tuple[int, int, bytes]], experiment_id: str
+) -> list[dict[str, Any]]:
+    """The monitor's ``experiment_result`` records of one experiment, oldest first."""
+    results = []
+    for _, _, value in raw:
+        try:
+            record = json.loads(value)
+        except ValueError:
+            continue
+        if (
+            isinstance(record, dict)
+            and record.get("kind") == "experiment_result"
+            and record.get("experiment_id") == experiment_id
+        ):
+            results.append(record)
+    return results
 
 
 def current_state(records: list[dict[str, Any]]) -> dict[str, Any]:

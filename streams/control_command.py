@@ -180,25 +180,118 @@ def experiment_promote(
 
 
 @experiment_cli.command("status")
-def experiment_status(ctx: typer.Context) -> None:
-    """The running experiment, as the workers' audit trail records it."""
-    from streams.control_client import audit_records, current_state, read_topic
+def experiment_status(
+    ctx: typer.Context,
+    experiment_id: Annotated[
+        str | None, typer.Argument(help="default: the running experiment, else the last one")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="the latest result record")] = False,
+) -> None:
+    """An experiment's configuration and the monitor's latest result: per-arm errors, the
+    sequential test, guardrails, the verdict."""
+    from streams.control_client import (
+        audit_records,
+        experiment_results,
+        read_key_partition,
+        read_topic,
+    )
 
     settings, bootstrap, options = _connection(ctx)
     records = audit_records(asyncio.run(read_topic(bootstrap, options, settings.topics.audit)))
-    state = current_state(records)
-    experiment = state.get("experiment")
-    if not experiment:
-        out.print(f"no experiment running; champion {state.get('champion')}", highlight=False)
+    experiment, running = _experiment_of(records, experiment_id)
+    if experiment is None:
+        named = f"experiment {experiment_id} was never started" if experiment_id else \
+            "no experiment was ever started"  # fmt: skip
+        raise ProfitstreamError(f"{named}; `profitstream experiment start` starts one")
+    name = experiment["experiment_id"]
+    since_ms = int(experiment["started_at"] * 1000)
+    raw = asyncio.run(
+        read_key_partition(bootstrap, options, settings.topics.monitoring, name, since_ms)
+    )
+    results = experiment_results(raw, name)
+    latest = results[-1] if results else None
+    if as_json:
+        out.print_json(json.dumps(latest))
         return
-    table = Table(title=f"experiment {experiment['experiment_id']}")
-    table.add_column("field")
+    out.print(_configuration_table(experiment, running))
+    if latest is None:
+        out.print(
+            "no experiment_result yet: the worker that owns the control partition publishes "
+            "one every PROFITSTREAM_MONITOR_INTERVAL_S while the experiment runs",
+            highlight=False,
+        )
+        return
+    for table in _result_tables(latest):
+        out.print(table)
+
+
+def _experiment_of(
+    records: list[dict[str, Any]], experiment_id: str | None
+) -> tuple[dict[str, Any] | None, bool]:
+    """The experiment's settings as the fold recorded them, and whether it still runs."""
+    running = None
+    found = None
+    for record in records:
+        if record.get("kind") != "command" or record.get("outcome") != "accepted":
+            continue
+        current = record["after"].get("experiment")
+        running = current
+        if current and (experiment_id is None or current["experiment_id"] == experiment_id):
+            found = current
+    if running is not None and experiment_id in (None, running["experiment_id"]):
+        return running, True
+    return found, False
+
+
+def _configuration_table(experiment: dict[str, Any], running: bool) -> Table:
+    state = "running" if running else "ended"
+    table = Table(title=f"experiment {experiment['experiment_id']} ({state})")
+    table.add_column("setting")
     table.add_column("value", overflow="fold")
-    table.add_row("champion", str(state.get("champion")))
     for key in ("challenger", "mode", "share", "schedule", "salt", "min_samples", "alpha",
                 "max_duration_days", "auto_promote", "guardrails"):  # fmt: skip
         table.add_row(key, str(experiment.get(key)))
-    out.print(table)
+    return table
+
+
+def _number(value: Any, digits: int = 4) -> str:
+    return (
+        "-" if value is None else f"{value:.{digits}g}" if isinstance(value, float) else str(value)
+    )
+
+
+def _result_tables(result: dict[str, Any]) -> list[Table]:
+    verdict = result["verdict"]
+    test = result.get("test") or {}
+    summary = Table(title=f"result at {result['at']} (deployment revision "
+                    f"{result['deployment_revision']})")  # fmt: skip
+    summary.add_column("")
+    summary.add_column("value", overflow="fold")
+    summary.add_row("verdict", f"{verdict['action']}: {verdict['reason']}")
+    summary.add_row("actions", str(result["actions"]))
+    summary.add_row("test decision", str(test.get("decision", "no outcomes yet")))
+    summary.add_row("always-valid p-value", _number(test.get("p_value")))
+    effect, half = test.get("effect"), test.get("half_width")
+    if effect is not None and half is not None:
+        summary.add_row("MAE champion - challenger", f"{effect:.4f} ± {half:.4f}")
+    arms = Table(title="arms")
+    for column in ("arm", "outcomes", "MAE", "bias", "coverage", "scored", "error rate",
+                   "p95 call ms", "drift"):  # fmt: skip
+        arms.add_column(column, justify="right" if column != "arm" else "left")
+    for arm in ("champion", "challenger"):
+        outcome, health = result["outcomes"][arm], result["health"][arm]
+        arms.add_row(arm, str(outcome["n"]), _number(outcome["mae"]), _number(outcome["bias"]),
+                     _number(outcome["coverage"], 3), str(health["scored"]),
+                     _number(health["error_rate"], 3), _number(health["latency_p95_ms"]),
+                     _number(health["drift"]))  # fmt: skip
+    guardrails = Table(title="guardrails (challenger)")
+    for column in ("guardrail", "value", "limit", "state"):
+        guardrails.add_column(column)
+    for check in result["guardrails"]:
+        state = {None: "not enough data", True: "[red]broken[/]", False: "[green]holds[/]"}
+        guardrails.add_row(check["name"], _number(check["value"]), _number(check["limit"]),
+                           state[check["breached"]])  # fmt: skip
+    return [summary, arms, guardrails]
 
 
 @clients_cli.command("erase")

@@ -39,8 +39,8 @@ from models_store.experiment_verdict import (
     judge,
     result_record,
 )
-from streams.audit_lookup import client_partition
 from streams.control_log import ControlLog
+from streams.key_partitions import key_partition
 from streams.metrics import EXPERIMENT_ACTIONS
 from streams.topics import Topics
 
@@ -134,11 +134,10 @@ class ExperimentMonitor:
 
     async def _start(self, consumer: AIOKafkaConsumer, experiment: Experiment) -> None:
         topic = self._topics.monitoring.get_topic_name()
-        await consumer.topics()  # refreshes the metadata
-        partitions = consumer.partitions_for_topic(topic)
-        if not partitions:
+        partition = await key_partition(self._options, topic, experiment.experiment_id)
+        if partition is None:
             raise RuntimeError(f"the monitoring topic {topic} does not exist yet")
-        tp = TopicPartition(topic, client_partition(experiment.experiment_id, len(partitions)))
+        tp = TopicPartition(topic, partition)
         consumer.assign([tp])
         # Nothing of the experiment predates its start command.
         found = await consumer.offsets_for_times({tp: int(experiment.started_at * 1000)})
