@@ -43,7 +43,7 @@ from features.events import (
 from features.windows import DAY_SECONDS, day_of, oldest_useful_day
 
 DEFAULT_ALLOWED_LATENESS_S = 7 * DAY_SECONDS
-STATE_FORMAT = 4  # 3 added ``emitted``, 4 ``tracked``; formats 2 and 3 still decode
+STATE_FORMAT = 5  # 3 added ``emitted``, 4 ``tracked``, 5 ``shadow_tracked``; 2-4 decode
 
 # Daily bucket layout: one float per field, summed over the day's events.
 BUCKET_FIELDS: tuple[str, ...] = (
@@ -123,6 +123,8 @@ class ClientState:
     version: int = 0
     emitted: EmittedMemo | None = None
     tracked: TrackedMemo | None = None
+    # The shadow challenger's prediction awaiting its outcome, during a shadow experiment.
+    shadow_tracked: TrackedMemo | None = None
 
     @property
     def watermark(self) -> float | None:
@@ -349,6 +351,7 @@ def encode_state(state: ClientState) -> bytes:
                 state.version,
                 None if state.emitted is None else list(state.emitted),
                 None if state.tracked is None else list(state.tracked),
+                None if state.shadow_tracked is None else list(state.shadow_tracked),
             ],
             use_bin_type=True,
         )
@@ -358,11 +361,11 @@ def encode_state(state: ClientState) -> bytes:
 def decode_state(raw: bytes) -> ClientState:
     """The inverse of ``encode_state``."""
     fields = msgpack.unpackb(raw, raw=False, strict_map_key=False)
-    if fields[0] not in (2, 3, STATE_FORMAT):
+    if fields[0] not in (2, 3, 4, STATE_FORMAT):
         raise ValueError(f"client state format {fields[0]} is not 2 to {STATE_FORMAT}")
     fields.extend([None] * (STATE_FORMAT - fields[0]))  # what older formats did not have
     (_, client_id, day_numbers, packed, watermarks, first, contact, payment, ticket, contract,
-     endpoints, services, seen, offsets, version, emitted, tracked) = fields  # fmt: skip
+     endpoints, services, seen, offsets, version, emitted, tracked, shadow) = fields  # fmt: skip
     flat = struct.unpack(f"<{len(packed) // 8}d", packed)
     return ClientState(
         client_id=client_id,
@@ -385,4 +388,5 @@ def decode_state(raw: bytes) -> ClientState:
         version=version,
         emitted=None if emitted is None else tuple(emitted),
         tracked=None if tracked is None else tuple(tracked),
+        shadow_tracked=None if shadow is None else tuple(shadow),
     )

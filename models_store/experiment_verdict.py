@@ -10,7 +10,7 @@ into one action, first match wins:
    persistence forecast against the champion's) -> ``stop``: every client back to the
    champion;
 2. the test says the champion is better -> ``stop``;
-3. the test says the challenger is better -> ``promote`` (A/B with ``auto_promote`` only);
+3. the test says the challenger is better -> ``promote`` (with ``auto_promote`` only);
 4. the experiment ran ``max_duration_days`` -> ``stop`` (no significant difference);
 5. a ramp schedule has a next step, every guardrail has enough data and holds, and the
    challenger scored ``min_samples`` clients at the current share -> ``ramp``.
@@ -190,7 +190,7 @@ def judge(
     if result is not None and result.decision == "champion_better":
         return Verdict("stop", f"the champion is better ({_evidence(result)})", checks)
     if result is not None and result.decision == "challenger_better":
-        if experiment.mode == "ab" and experiment.auto_promote:
+        if experiment.auto_promote:
             return Verdict("promote", f"the challenger is better ({_evidence(result)})", checks)
         return Verdict("continue", f"the challenger is better ({_evidence(result)}); "
                        "promote it by hand (auto-promotion is off)", checks)  # fmt: skip

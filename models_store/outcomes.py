@@ -3,13 +3,16 @@
 When the stream emits a prediction for a client that has none tracked, it starts tracking
 it: from then on, every event of the client applied with an event time in
 (features_as_of, features_as_of + horizon] adds its money (``labels.margin_parts``, the
-same rule as the training labels). The horizon closes when the client's latest event time
-passes its end by more than the allowed lateness — later events of the horizon would be
-refused as late anyway. The outcome is then the realised margin ratio of the horizon
+same rule as the training labels). The horizon closes when, on each stream the client
+has events on, its latest event time passes the horizon's end by more than the allowed
+lateness: lateness is judged per stream, so any later event of the horizon would be
+refused as late. (A stream the client has had no event on yet does not hold it open.)
+The outcome is then the realised margin ratio of the horizon
 (NaN without revenue, as for the labels), next to what was predicted.
 
 One prediction per client is tracked at a time, so a client's outcomes cover disjoint
-horizons: the sequential test treats them as independent.
+horizons: the sequential test treats them as independent. During a shadow experiment the
+shadow challenger's prediction is tracked beside the champion's, in the same way.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from dataclasses import astuple, dataclass, replace
 from typing import Any
 
 from features.definitions import FEATURE_NAMES
-from features.state import TrackedMemo
+from features.state import ClientState, TrackedMemo
 from models_store.labels import margin_ratio
 from models_store.prediction import Prediction
 
@@ -55,18 +58,22 @@ class Tracked:
         return astuple(self)
 
 
-def track(prediction: Prediction, persistence: float) -> Tracked:
+def track(
+    prediction: Prediction, persistence: float, arm_of: tuple[str, str] | None = None
+) -> Tracked:
     """Start tracking an emitted prediction (``persistence``: the client's realised margin
-    of the 90 days before, the naive forecast it is compared with)."""
+    of the 90 days before, the naive forecast it is compared with). ``arm_of`` names the
+    experiment arm of a prediction that carries none: the champion's, beside a shadow."""
     as_of = prediction.features_as_of.timestamp()
     experiment = prediction.experiment
+    tag = (experiment.id, experiment.arm) if experiment is not None else arm_of
     return Tracked(
         as_of=as_of,
         until=as_of + prediction.horizon_days * 86_400.0,
         prediction_id=prediction.prediction_id,
         model=f"{prediction.model.name}@{prediction.model.version}",
-        experiment_id=None if experiment is None else experiment.id,
-        arm=None if experiment is None else experiment.arm,
+        experiment_id=None if tag is None else tag[0],
+        arm=None if tag is None else tag[1],
         predicted=prediction.predicted_margin,
         lower=prediction.interval.lower,
         upper=prediction.interval.upper,
@@ -110,3 +117,36 @@ def outcome_record(tracked: Tracked) -> dict[str, Any]:
         "cost": tracked.cost,
         "realised": _number(realised),
     }
+
+
+def add_money_to_state(state: ClientState, event_time: float, revenue: float, cost: float) -> None:
+    """Add an applied event's money to the client's tracked predictions (in place)."""
+    if not (revenue or cost):
+        return
+    if state.tracked is not None:
+        state.tracked = add_money(Tracked.of(state.tracked), event_time, revenue, cost).memo()
+    if state.shadow_tracked is not None:
+        shadow = add_money(Tracked.of(state.shadow_tracked), event_time, revenue, cost)
+        state.shadow_tracked = shadow.memo()
+
+
+def close_horizons(state: ClientState, allowed_lateness_s: float) -> list[dict[str, Any]]:
+    """The outcome records of the client's tracked predictions whose horizon closed; they
+    stop being tracked (in place)."""
+    if not state.watermarks:
+        return []
+    # Lateness is judged per stream: an event of the horizon may still come on the stream
+    # that is furthest behind, so that one decides.
+    watermark = min(state.watermarks.values())
+    closed = []
+    if state.tracked is not None:
+        tracked = Tracked.of(state.tracked)
+        if is_closed(tracked, watermark, allowed_lateness_s):
+            closed.append(outcome_record(tracked))
+            state.tracked = None
+    if state.shadow_tracked is not None:
+        shadow = Tracked.of(state.shadow_tracked)
+        if is_closed(shadow, watermark, allowed_lateness_s):
+            closed.append(outcome_record(shadow))
+            state.shadow_tracked = None
+    return closed

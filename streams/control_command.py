@@ -129,13 +129,20 @@ def experiment_shadow(
     ctx: typer.Context,
     experiment_id: Annotated[str, typer.Argument(help="a new id")],
     challenger: Annotated[str, typer.Option(help="NAME@VERSION (or alias) to run in shadow")],
+    min_samples: Annotated[int, typer.Option(min=1, help="closed horizons per arm")] = 200,
+    alpha: Annotated[float, typer.Option(min=0.001, max=0.2, help="false promotion rate")] = 0.05,
+    max_duration_days: Annotated[float, typer.Option(min=1)] = 180,
+    auto_promote: Annotated[
+        bool, typer.Option(help="promote a significant winner straight from shadow")
+    ] = False,
     wait: WaitOption = 30,
 ) -> None:
-    """Run a challenger in shadow: it scores every client, its predictions go to the shadow
-    topic only."""
+    """Run a challenger in shadow: it scores every client the champion emits for, its
+    predictions go to the shadow topic only, and their outcomes are compared."""
     ref = exact_ref(ctx, challenger)
     args = {"experiment_id": experiment_id, "challenger": ref, "mode": "shadow",
-            "salt": experiment_id}  # fmt: skip
+            "salt": experiment_id, "min_samples": min_samples, "alpha": alpha,
+            "max_duration_days": max_duration_days, "auto_promote": auto_promote}  # fmt: skip
     publish_command(ctx, "experiment_start", args, ref.split("@")[0], wait)
 
 

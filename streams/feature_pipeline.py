@@ -25,6 +25,7 @@ from collections import Counter
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from faust.types import TP, RecordMetadata, TableT
 
@@ -36,13 +37,10 @@ from features.state import ClientState, Outcome, apply_event, compact, record_of
 from models_store.labels import margin_parts
 from models_store.outcomes import (
     PERSISTENCE_INDEX,
-    Tracked,
-    add_money,
-    is_closed,
-    outcome_record,
+    add_money_to_state,
+    close_horizons,
     track,
 )
-from models_store.prediction import Prediction
 from streams.active_models import ActiveDeployment, ActiveModels
 from streams.client_table import (
     delete_client,
@@ -334,11 +332,8 @@ class FeaturePipeline:
         lateness = self._settings.allowed_lateness_s
         outcome = apply_event(entry.state, event, lateness)
         batch.outcomes[outcome.value] += 1
-        if outcome is Outcome.APPLIED and entry.state.tracked is not None:
-            revenue, cost = margin_parts(event)
-            if revenue or cost:
-                tracked = add_money(Tracked.of(entry.state.tracked), event.timestamp, revenue, cost)
-                entry.state.tracked = tracked.memo()
+        if outcome is Outcome.APPLIED and (entry.state.tracked or entry.state.shadow_tracked):
+            add_money_to_state(entry.state, event.timestamp, *margin_parts(event))
         if outcome is Outcome.APPLIED and event.timestamp >= entry.event_time:
             entry.event_id, entry.event_time = event.event_id, event.timestamp
             entry.produced_ms = record.timestamp_ms
@@ -367,7 +362,7 @@ class FeaturePipeline:
                 failure.client.as_of, failure.error,
             ))  # fmt: skip
         BATCH_PHASE_SECONDS.labels(phase="features_and_scores").observe(time.perf_counter() - began)
-        for outcome in self._join_outcomes(batch, predictions, vectors):
+        for outcome in self._join_outcomes(batch, scored, vectors):
             key = str(outcome["experiment_id"] or outcome["model"]).encode()
             value = json.dumps(outcome).encode()
             batch.pending.append(await self._topics.monitoring.send(key=key, value=value))
@@ -405,25 +400,29 @@ class FeaturePipeline:
         CLIENTS_MIRRORED.inc(len(mirrored))
 
     def _join_outcomes(
-        self, batch: _Batch, predictions: list[Prediction], vectors: dict[str, list[float]]
-    ) -> list[dict[str, object]]:
+        self, batch: _Batch, scored: Scored, vectors: dict[str, list[float]]
+    ) -> list[dict[str, Any]]:
         """Close the tracked predictions whose horizon ended (their outcome records), then
-        track the new predictions of clients that have none tracked."""
+        track the new predictions of clients that have none tracked (beside a shadow
+        challenger, the champion's count as its experiment's champion arm)."""
         lateness = self._settings.allowed_lateness_s
         closed = []
         for entry in batch.changed.values():
-            state = entry.state
-            if state.tracked is None or state.watermark is None:
-                continue
-            tracked = Tracked.of(state.tracked)
-            if is_closed(tracked, state.watermark, lateness):
-                closed.append(outcome_record(tracked))
-                state.tracked = None
-        for prediction in predictions:
+            closed.extend(close_horizons(entry.state, lateness))
+        experiment = None if batch.active is None else batch.active.deployment.experiment
+        beside_shadow = None
+        if experiment is not None and experiment.mode == "shadow":
+            beside_shadow = (experiment.experiment_id, "champion")
+        for prediction in scored.predictions:
             state = batch.changed[prediction.client_id].state
             if state.tracked is None:
                 persistence = vectors[prediction.client_id][PERSISTENCE_INDEX]
-                state.tracked = track(prediction, persistence).memo()
+                state.tracked = track(prediction, persistence, beside_shadow).memo()
+        for prediction in scored.shadow:
+            state = batch.changed[prediction.client_id].state
+            if state.shadow_tracked is None:
+                persistence = vectors[prediction.client_id][PERSISTENCE_INDEX]
+                state.shadow_tracked = track(prediction, persistence).memo()
         OUTCOMES_JOINED.inc(len(closed))
         return closed
 

@@ -214,21 +214,28 @@ def test_features_of_a_small_history() -> None:
     assert set(features) == set(FEATURE_NAMES)
 
 
-def test_the_memos_round_trip_and_format_2_and_3_states_still_decode() -> None:
+def test_the_memos_round_trip_and_formats_2_to_4_still_decode() -> None:
     import msgpack
 
     emitted = (0.41, "healthy", "m@1.0.0", None, 1e9)
     tracked = (1e9, 1e9 + 90 * 86400, "p1", "m@1.0.0", "e1", "challenger", 0.4, 0.1, 0.7,
                float("nan"), 120.0, 80.0)  # fmt: skip
-    state = ClientState("client-7", version=3, emitted=emitted, tracked=tracked)
+    shadow = (1e9, 1e9 + 90 * 86400, "p2", "m@2.0.0", "e1", "shadow", 0.3, 0.0, 0.6, 0.2,
+              0.0, 0.0)  # fmt: skip
+    state = ClientState("client-7", version=3, emitted=emitted, tracked=tracked,
+                        shadow_tracked=shadow)  # fmt: skip
     back = decode_state(encode_state(state))
+    assert back.shadow_tracked == shadow
     assert back.tracked is not None
     assert back.tracked[:9] == tracked[:9]
     assert back.tracked[10:] == tracked[10:]
     assert math.isnan(back.tracked[9])
     assert back.emitted == emitted
     fields = msgpack.unpackb(encode_state(state), raw=False, strict_map_key=False)
-    format_3 = msgpack.packb([3, *fields[1:-1]], use_bin_type=True)
+    format_4 = decode_state(msgpack.packb([4, *fields[1:-1]], use_bin_type=True))
+    assert format_4.shadow_tracked is None
+    assert format_4.tracked is not None
+    format_3 = msgpack.packb([3, *fields[1:-2]], use_bin_type=True)
     assert decode_state(format_3) == ClientState("client-7", version=3, emitted=emitted)
-    format_2 = msgpack.packb([2, *fields[1:-2]], use_bin_type=True)
+    format_2 = msgpack.packb([2, *fields[1:-3]], use_bin_type=True)
     assert decode_state(format_2) == ClientState("client-7", version=3)

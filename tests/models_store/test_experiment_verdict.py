@@ -85,14 +85,24 @@ def test_a_clearly_better_challenger_is_promoted() -> None:
     assert record["verdict"]["action"] == "promote"
 
 
-def test_without_auto_promotion_or_in_shadow_a_winner_is_only_reported() -> None:
-    for experiment in (replace(EXPERIMENT, auto_promote=False),
-                       replace(EXPERIMENT, mode="shadow", share=0.0)):  # fmt: skip
-        t = tally(experiment)
-        feed_outcomes(t, 0.12, 0.06, 400)
-        verdict = judge(experiment, REVISION, t, NOW)
-        assert verdict.action == "continue"
-        assert "by hand" in verdict.reason
+def test_without_auto_promotion_a_winner_is_only_reported() -> None:
+    experiment = replace(EXPERIMENT, auto_promote=False)
+    t = tally(experiment)
+    feed_outcomes(t, 0.12, 0.06, 400)
+    verdict = judge(experiment, REVISION, t, NOW)
+    assert verdict.action == "continue"
+    assert "by hand" in verdict.reason
+
+
+def test_a_shadow_challengers_outcomes_count_as_the_challengers() -> None:
+    shadow = replace(EXPERIMENT, mode="shadow", share=0.0)
+    t = tally(shadow)
+    rng = np.random.default_rng(6)
+    for i in range(400):
+        t.add(outcome("champion", f"a{i}", float(rng.normal(0, 0.15))))
+        t.add(outcome("shadow", f"s{i}", float(rng.normal(0, 0.075))))
+    assert t.outcomes["challenger"].n == 400
+    assert judge(shadow, REVISION, t, NOW).action == "promote"
 
 
 def test_a_worse_challenger_is_stopped() -> None:

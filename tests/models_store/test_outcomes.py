@@ -12,15 +12,21 @@ from features.offline import LoggedMessage, parsed_events
 from features.simulator import simulate, simulated_messages
 from features.state import DEFAULT_ALLOWED_LATENESS_S, ClientState, Outcome, apply_event
 from models_store.labels import ledgers, margin_parts, margin_ratio
-from models_store.outcomes import Tracked, add_money, is_closed, outcome_record
+from models_store.outcomes import (
+    Tracked,
+    add_money,
+    add_money_to_state,
+    close_horizons,
+    is_closed,
+)
 
 START = datetime(2024, 1, 1, tzinfo=UTC).timestamp()
 DAY = 86_400.0
 HORIZON = 90 * DAY
 
 
-def _tracked(client: str, as_of: float) -> Tracked:
-    return Tracked(as_of, as_of + HORIZON, f"p-{client}", "m@1.0.0", "e1", "champion",
+def _tracked(client: str, as_of: float, arm: str = "champion") -> Tracked:
+    return Tracked(as_of, as_of + HORIZON, f"p-{client}-{arm}", "m@1.0.0", "e1", arm,
                    0.3, 0.1, 0.5, float("nan"))  # fmt: skip
 
 
@@ -29,25 +35,26 @@ def test_the_realised_margin_of_a_stream_equals_the_label_of_its_horizon() -> No
     events = list(parsed_events(LoggedMessage(m.stream, m.key, m.value) for m in messages))  # type: ignore[arg-type]
     as_of = START + 100.5 * DAY
     states: dict[str, ClientState] = {}
-    tracked: dict[str, Tracked] = {}
-    outcomes: dict[str, dict[str, object]] = {}
-    for event in events:  # arrival order, as the stream applies them
+    outcomes: dict[str, list[dict[str, object]]] = {}
+    for event in events:  # arrival order, as the stream applies them (streams/feature_pipeline)
         state = states.setdefault(event.client_id, ClientState(event.client_id))
         if apply_event(state, event) is not Outcome.APPLIED:
             continue
-        if event.client_id not in tracked and event.client_id not in outcomes:
-            tracked[event.client_id] = _tracked(event.client_id, as_of)
-        memo = tracked.get(event.client_id)
-        if memo is None:
-            continue
-        memo = tracked[event.client_id] = add_money(memo, event.timestamp, *margin_parts(event))
-        assert state.watermark is not None
-        if is_closed(memo, state.watermark, DEFAULT_ALLOWED_LATENESS_S):
-            outcomes[event.client_id] = outcome_record(memo)
-            del tracked[event.client_id]
+        if state.tracked is None and event.client_id not in outcomes:
+            # A champion prediction and, beside it, a shadow challenger's.
+            state.tracked = _tracked(event.client_id, as_of).memo()
+            state.shadow_tracked = _tracked(event.client_id, as_of, "shadow").memo()
+        add_money_to_state(state, event.timestamp, *margin_parts(event))
+        closed = close_horizons(state, DEFAULT_ALLOWED_LATENESS_S)
+        if closed:
+            assert len(closed) == 2  # same horizon: both close with the same event
+            assert (state.tracked, state.shadow_tracked) == (None, None)
+            outcomes[event.client_id] = closed
     money = ledgers(events)
     assert len(outcomes) > 20
-    for client, record in outcomes.items():
+    for client, (record, shadow) in outcomes.items():
+        assert (record["arm"], shadow["arm"]) == ("champion", "shadow")
+        assert (shadow["revenue"], shadow["cost"]) == (record["revenue"], record["cost"])
         revenue, cost = money[client].between(as_of, as_of + HORIZON)
         assert record["revenue"] == pytest.approx(revenue, rel=1e-12)
         assert record["cost"] == pytest.approx(cost, rel=1e-12)

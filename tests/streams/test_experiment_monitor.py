@@ -34,7 +34,7 @@ from tests.services.control_plane import (
     two_version_registry,
     write_keys,
 )
-from tests.services.event_log import produce_log, simulated_log
+from tests.services.event_log import metric, produce_log, simulated_log
 from tests.services.kafka_clients import produce
 from tests.services.worker_process import running_worker
 
@@ -183,3 +183,50 @@ def test_the_schedule_advances_while_guardrails_hold_and_a_broken_one_stops_it(
     assert "(ended)" in status.stdout
     assert "guardrail broken: error_rate" in status.stdout
     assert "broken" in status.stdout.split("guardrails (challenger)")[1]
+
+
+def test_a_shadow_challengers_outcomes_are_joined_from_the_stream_beside_the_champions(
+    worker_env: dict[str, str], kafka_bootstrap: str, unique: str, registry: Path, keys: Path,
+) -> None:  # fmt: skip
+    # Small batches: predictions at many points of the log, so early horizons close.
+    env = {**_env(worker_env, registry, keys), "PROFITSTREAM_BATCH_MAX_EVENTS": "300"}
+    experiment_id = f"{unique}-shadow"
+    # Nine months: horizons of predictions made early close (90 days + 7 of lateness).
+    messages = simulated_log(30, 9, malformed=0, duplicate=0, late=0, seed=5)
+    with running_worker(env) as worker:
+        assert command(env, kafka_bootstrap, "register", model=V2)["outcome"] == "accepted"
+        started = command(env, kafka_bootstrap, "experiment_start", experiment_id=experiment_id,
+                          challenger=V2, mode="shadow", salt="s", min_samples=10,
+                          auto_promote=False)  # fmt: skip
+        assert started["outcome"] == "accepted", started
+        for start in range(0, len(messages), len(messages) // 12 + 1):  # streams interleaved
+            produce_log(kafka_bootstrap, unique, messages[start : start + len(messages) // 12 + 1])
+
+        def outcomes() -> list[dict[str, Any]]:
+            return [r for r in _monitoring(env, kafka_bootstrap, experiment_id)
+                    if r["kind"] == "outcome"]  # fmt: skip
+
+        wait_until(lambda: len({r["arm"] for r in outcomes()}) == 2, timeout_s=120,
+                   what="outcomes of both arms")  # fmt: skip
+
+        def counted() -> dict[str, Any]:
+            results = [r for r in _monitoring(env, kafka_bootstrap, experiment_id)
+                       if r["kind"] == "experiment_result"]  # fmt: skip
+            return results[-1]["outcomes"] if results else {}
+
+        wait_until(lambda: min((arm["n"] for arm in counted().values()), default=0) >= 10,
+                   timeout_s=60, what="the monitor to count them")  # fmt: skip
+        # Read once the whole log is processed: no batch is half sent.
+        wait_until(lambda: sum(metric(worker, "profitstream_batch_events_sum").values())
+                   >= len(messages), timeout_s=60, what="the whole log")  # fmt: skip
+        joined = outcomes()
+    by_arm: dict[str, list[tuple[float, float, float]]] = {"champion": [], "shadow": []}
+    for record in joined:
+        assert record["experiment_id"] == experiment_id
+        by_arm[record["arm"]].append((record["features_as_of"], record["revenue"], record["cost"]))
+    # Each shadow prediction was tracked with the champion's it shadows: same horizon, same
+    # money (both close with the same event, in the same batch).
+    assert sorted(by_arm["shadow"]) == sorted(by_arm["champion"])
+    assert any(r["realised"] is not None for r in joined)  # billing money reached them
+    assert all(r["model"] == V2 for r in joined if r["arm"] == "shadow")
+    assert all(r["model"] == V1 for r in joined if r["arm"] == "champion")
