@@ -165,7 +165,8 @@ async def publish(
     """Sign and publish one command; wait up to ``wait_s`` for its audit record."""
     principal = signing_principal(settings)
     topics = settings.topics
-    state = current_state(audit_records(await read_topic(bootstrap, options, topics.audit)))
+    trail = await read_topic(bootstrap, options, topics.audit)
+    state = current_state(audit_records(trail))
     command = issue(kind, args, principal, issued_at=datetime.now(UTC),
                     expected_revision=state.get("revision"))  # fmt: skip
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", **options)
@@ -176,18 +177,47 @@ async def publish(
         )
     finally:
         await producer.stop()
-    audit = await _audit_of(bootstrap, options, topics.audit, command["command_id"], wait_s)
+    after = trail[-1][0] + 1 if trail else 0
+    audit = await _audit_of(bootstrap, options, topics.audit, command["command_id"], after,
+                            wait_s)  # fmt: skip
     return Published(command, int(sent.offset), audit)
 
 
 async def _audit_of(
-    bootstrap: list[str], options: dict[str, Any], topic: str, command_id: str, wait_s: float
+    bootstrap: list[str],
+    options: dict[str, Any],
+    topic: str,
+    command_id: str,
+    after: int,
+    wait_s: float,
 ) -> dict[str, Any] | None:
+    """The command's audit record: the trail followed from offset ``after`` for ``wait_s``."""
     deadline = time.monotonic() + wait_s
-    while True:
-        for record in audit_records(await read_topic(bootstrap, options, topic)):
-            if record.get("kind") == "command" and record.get("command_id") == command_id:
-                return record
-        if time.monotonic() >= deadline:
-            return None
-        await asyncio.sleep(0.5)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
+                                **options)  # fmt: skip
+    await consumer.start()
+    try:
+        # No worker may have created the trail yet.
+        while topic not in await consumer.topics():
+            if time.monotonic() >= deadline:
+                return None
+            await asyncio.sleep(0.5)
+        tp = TopicPartition(topic, 0)
+        consumer.assign([tp])
+        consumer.seek(tp, after)
+        while (left := deadline - time.monotonic()) > 0:
+            fetched = await consumer.getmany(tp, timeout_ms=max(1, int(min(left, 0.5) * 1000)))
+            for message in fetched.get(tp, []):
+                try:
+                    record = json.loads(message.value or b"")
+                except ValueError:
+                    continue
+                if (
+                    isinstance(record, dict)
+                    and record.get("kind") == "command"
+                    and record.get("command_id") == command_id
+                ):
+                    return record
+        return None
+    finally:
+        await consumer.stop()

@@ -107,8 +107,7 @@ def approve(
     wait: WaitOption = 30,
 ) -> None:
     """Make a registered version deployable (control command `register`; operator)."""
-    model = exact_ref(ctx, ref)
-    publish_command(ctx, "register", {"model": model}, model.split("@")[0], wait)
+    _publish_for_model(ctx, "register", ref, wait)
 
 
 @models_cli.command("deploy")
@@ -118,8 +117,7 @@ def deploy(
     wait: WaitOption = 30,
 ) -> None:
     """Make a version the champion on every worker, without a restart (admin)."""
-    model = exact_ref(ctx, ref)
-    publish_command(ctx, "deploy", {"model": model}, model.split("@")[0], wait)
+    _publish_for_model(ctx, "deploy", ref, wait)
 
 
 @models_cli.command("rollback")
@@ -143,8 +141,14 @@ def retire(
     wait: WaitOption = 30,
 ) -> None:
     """Forbid deploying a version again (it stays in the registry; admin)."""
+    _publish_for_model(ctx, "retire", ref, wait)
+
+
+def _publish_for_model(ctx: typer.Context, kind: str, ref: str, wait: float) -> None:
+    """Publish a command whose one argument is the exact version ``ref`` resolves to
+    (keyed by the model's name)."""
     model = exact_ref(ctx, ref)
-    publish_command(ctx, "retire", {"model": model}, model.split("@")[0], wait)
+    publish_command(ctx, kind, {"model": model}, model.split("@")[0], wait)
 
 
 def headline_metrics(card: ModelCard) -> dict[str, float]:

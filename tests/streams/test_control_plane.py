@@ -18,7 +18,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import pytest
 import redis
 
 from features.simulator import SimulatedMessage
@@ -33,23 +32,10 @@ from tests.services.control_plane import (
     audit,
     command,
     control_env,
-    two_version_registry,
-    write_keys,
 )
 from tests.services.event_log import metric, produce_log, rebuild, simulated_log
 from tests.services.kafka_clients import Record, consume, produce
 from tests.services.worker_process import running_worker
-
-
-@pytest.fixture(scope="module")
-def registry(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One trained model registered as 1.0.0, and again (same trees) as 2.0.0."""
-    return two_version_registry(tmp_path_factory.mktemp("models"))
-
-
-@pytest.fixture
-def keys(tmp_path: Path) -> Path:
-    return write_keys(tmp_path / "keys.json", {"alice": "admin", "otto": "operator"})
 
 
 def _positions(
@@ -100,10 +86,11 @@ class SlowProducer(threading.Thread):
 
 def test_deploy_and_rollback_switch_two_workers_at_recorded_offsets(
     worker_env: dict[str, str], kafka_bootstrap: str, redis_url: str, unique: str,
-    registry: Path, keys: Path,
+    control_registry: Path, control_keys: Path,
 ) -> None:  # fmt: skip
-    env = control_env(worker_env, registry, keys, PROFITSTREAM_PREDICTION_DELTA="0",
-               PROFITSTREAM_BATCH_MAX_EVENTS="300")  # fmt: skip
+    env = control_env(worker_env, control_registry, control_keys,
+                      PROFITSTREAM_PREDICTION_DELTA="0",
+                      PROFITSTREAM_BATCH_MAX_EVENTS="300")  # fmt: skip
     second = {**env, "PROFITSTREAM_DATA_DIR": env["PROFITSTREAM_DATA_DIR"] + "-b",
               "PROFITSTREAM_WEB_PORT": str(free_port())}  # fmt: skip
     messages = simulated_log(80, 10, malformed=0, duplicate=0, late=0, seed=9)
@@ -189,10 +176,11 @@ def test_deploy_and_rollback_switch_two_workers_at_recorded_offsets(
 
 
 def test_every_rejected_command_kind_is_audited_and_dead_lettered(
-    worker_env: dict[str, str], kafka_bootstrap: str, unique: str, registry: Path, keys: Path,
+    worker_env: dict[str, str], kafka_bootstrap: str, unique: str,
+    control_registry: Path, control_keys: Path,
 ) -> None:  # fmt: skip
-    env = control_env(worker_env, registry, keys)
-    keyring = load_keyring(keys)
+    env = control_env(worker_env, control_registry, control_keys)
+    keyring = load_keyring(control_keys)
     admin, operator = keyring.principals["alice"], keyring.principals["otto"]
     now = datetime.now(UTC)
     control = env["PROFITSTREAM_TOPICS__CONTROL"]
@@ -260,9 +248,9 @@ def test_every_rejected_command_kind_is_audited_and_dead_lettered(
 
 def test_an_erased_client_leaves_no_trace(
     worker_env: dict[str, str], kafka_bootstrap: str, redis_url: str, unique: str,
-    registry: Path, keys: Path,
+    control_registry: Path, control_keys: Path,
 ) -> None:  # fmt: skip
-    env = control_env(worker_env, registry, keys, PROFITSTREAM_PREDICTION_DELTA="0")
+    env = control_env(worker_env, control_registry, control_keys, PROFITSTREAM_PREDICTION_DELTA="0")
     messages = simulated_log(30, 8, malformed=0, duplicate=0, late=0, seed=4)
     half = len(messages) // 2
     victim = messages[0].key.decode()

@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pytest
 
 from models_store.arm_health import ArmHealth, observe_call
 from models_store.outcomes import Tracked, outcome_record
@@ -31,22 +30,10 @@ from tests.services.control_plane import (
     audit,
     command,
     control_env,
-    two_version_registry,
-    write_keys,
 )
 from tests.services.event_log import metric, produce_log, simulated_log
 from tests.services.kafka_clients import produce
 from tests.services.worker_process import running_worker
-
-
-@pytest.fixture(scope="module")
-def registry(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return two_version_registry(tmp_path_factory.mktemp("models"))
-
-
-@pytest.fixture
-def keys(tmp_path: Path) -> Path:
-    return write_keys(tmp_path / "keys.json", {"alice": "admin", "monitor": "admin"})
 
 
 def _env(worker_env: dict[str, str], registry: Path, keys: Path) -> dict[str, str]:
@@ -90,9 +77,10 @@ def _closed_outcomes(experiment_id: str, arm: str, model: str, mae: float, n: in
 
 
 def test_the_monitor_promotes_a_truly_better_challenger(
-    worker_env: dict[str, str], kafka_bootstrap: str, unique: str, registry: Path, keys: Path,
+    worker_env: dict[str, str], kafka_bootstrap: str, unique: str,
+    control_registry: Path, control_keys: Path,
 ) -> None:  # fmt: skip
-    env = _env(worker_env, registry, keys)
+    env = _env(worker_env, control_registry, control_keys)
     experiment_id = f"{unique}-better"
     messages = simulated_log(40, 6, malformed=0, duplicate=0, late=0, seed=3)
     with running_worker(env):
@@ -133,9 +121,10 @@ def test_the_monitor_promotes_a_truly_better_challenger(
 
 
 def test_the_schedule_advances_while_guardrails_hold_and_a_broken_one_stops_it(
-    worker_env: dict[str, str], kafka_bootstrap: str, unique: str, registry: Path, keys: Path,
+    worker_env: dict[str, str], kafka_bootstrap: str, unique: str,
+    control_registry: Path, control_keys: Path,
 ) -> None:  # fmt: skip
-    env = _env(worker_env, registry, keys)
+    env = _env(worker_env, control_registry, control_keys)
     experiment_id = f"{unique}-ramp"
     now = datetime.now(UTC)
 
@@ -186,10 +175,12 @@ def test_the_schedule_advances_while_guardrails_hold_and_a_broken_one_stops_it(
 
 
 def test_a_shadow_challengers_outcomes_are_joined_from_the_stream_beside_the_champions(
-    worker_env: dict[str, str], kafka_bootstrap: str, unique: str, registry: Path, keys: Path,
+    worker_env: dict[str, str], kafka_bootstrap: str, unique: str,
+    control_registry: Path, control_keys: Path,
 ) -> None:  # fmt: skip
     # Small batches: predictions at many points of the log, so early horizons close.
-    env = {**_env(worker_env, registry, keys), "PROFITSTREAM_BATCH_MAX_EVENTS": "300"}
+    env = {**_env(worker_env, control_registry, control_keys),
+           "PROFITSTREAM_BATCH_MAX_EVENTS": "300"}  # fmt: skip
     experiment_id = f"{unique}-shadow"
     # Nine months: horizons of predictions made early close (90 days + 7 of lateness).
     messages = simulated_log(30, 9, malformed=0, duplicate=0, late=0, seed=5)
