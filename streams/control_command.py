@@ -153,13 +153,61 @@ def experiment_ramp(
     share: Annotated[
         float | None, typer.Option(min=0, max=1, help="new share (default: the next step)")
     ] = None,
+    force: Annotated[
+        bool,
+        typer.Option(help="ramp up even if the monitor's latest result has a broken guardrail"),
+    ] = False,
     wait: WaitOption = 30,
 ) -> None:
-    """Change the challenger's share, or advance it to the schedule's next step."""
+    """Change the challenger's share, or advance it to the schedule's next step (refused
+    while a guardrail is broken, unless --force)."""
     args: dict[str, Any] = {"experiment_id": experiment_id}
     if share is not None:
         args["share"] = share
+    if not force:
+        _refuse_if_guardrail_broken(ctx, experiment_id, share)
     publish_command(ctx, "experiment_ramp", args, experiment_id, wait)
+
+
+def _refuse_if_guardrail_broken(
+    ctx: typer.Context, experiment_id: str, share: float | None
+) -> None:
+    """Ramping up waits for guardrails that hold (the monitor's latest result says)."""
+    _, latest = _latest_result(ctx, experiment_id)
+    if latest is None or (share is not None and share <= latest["share"]):
+        return
+    broken = [check["name"] for check in latest["guardrails"] if check["breached"]]
+    if broken:
+        raise ProfitstreamError(
+            f"experiment {experiment_id}: {', '.join(broken)} broken in the monitor's result "
+            f"of {latest['at']}; `profitstream experiment status {experiment_id}` shows why, "
+            "--force ramps up anyway"
+        )
+
+
+def _latest_result(
+    ctx: typer.Context, experiment_id: str | None
+) -> tuple[tuple[dict[str, Any], bool] | None, dict[str, Any] | None]:
+    """(the experiment's settings and whether it runs, or None; its latest result)."""
+    from streams.control_client import (
+        audit_records,
+        experiment_results,
+        read_key_partition,
+        read_topic,
+    )
+
+    settings, bootstrap, options = _connection(ctx)
+    records = audit_records(asyncio.run(read_topic(bootstrap, options, settings.topics.audit)))
+    experiment, running = _experiment_of(records, experiment_id)
+    if experiment is None:
+        return None, None
+    name = experiment["experiment_id"]
+    since_ms = int(experiment["started_at"] * 1000)
+    raw = asyncio.run(
+        read_key_partition(bootstrap, options, settings.topics.monitoring, name, since_ms)
+    )
+    results = experiment_results(raw, name)
+    return (experiment, running), (results[-1] if results else None)
 
 
 @experiment_cli.command("stop")
@@ -196,27 +244,12 @@ def experiment_status(
 ) -> None:
     """An experiment's configuration and the monitor's latest result: per-arm errors, the
     sequential test, guardrails, the verdict."""
-    from streams.control_client import (
-        audit_records,
-        experiment_results,
-        read_key_partition,
-        read_topic,
-    )
-
-    settings, bootstrap, options = _connection(ctx)
-    records = audit_records(asyncio.run(read_topic(bootstrap, options, settings.topics.audit)))
-    experiment, running = _experiment_of(records, experiment_id)
-    if experiment is None:
+    found, latest = _latest_result(ctx, experiment_id)
+    if found is None:
         named = f"experiment {experiment_id} was never started" if experiment_id else \
             "no experiment was ever started"  # fmt: skip
         raise ProfitstreamError(f"{named}; `profitstream experiment start` starts one")
-    name = experiment["experiment_id"]
-    since_ms = int(experiment["started_at"] * 1000)
-    raw = asyncio.run(
-        read_key_partition(bootstrap, options, settings.topics.monitoring, name, since_ms)
-    )
-    results = experiment_results(raw, name)
-    latest = results[-1] if results else None
+    experiment, running = found
     if as_json:
         out.print_json(json.dumps(latest))
         return

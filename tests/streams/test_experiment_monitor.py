@@ -23,7 +23,7 @@ from streams.control_client import experiment_results, read_key_partition
 from streams.health_reports import health_record
 from streams.scoring_stage import HealthKey
 from streams.stack.processes import wait_until
-from tests.services.cli import run_cli
+from tests.services.cli import assert_one_line_error, run_cli
 from tests.services.control_plane import (
     V1,
     V2,
@@ -221,3 +221,41 @@ def test_a_shadow_challengers_outcomes_are_joined_from_the_stream_beside_the_cha
     assert any(r["realised"] is not None for r in joined)  # billing money reached them
     assert all(r["model"] == V2 for r in joined if r["arm"] == "shadow")
     assert all(r["model"] == V1 for r in joined if r["arm"] == "champion")
+
+
+def test_without_a_monitor_principal_results_are_published_and_a_manual_ramp_waits_for_guardrails(
+    worker_env: dict[str, str], kafka_bootstrap: str, unique: str,
+    control_registry: Path, control_keys: Path,
+) -> None:  # fmt: skip
+    env = {k: v for k, v in _env(worker_env, control_registry, control_keys).items()
+           if k != "PROFITSTREAM_CONTROL_MONITOR_PRINCIPAL"}  # fmt: skip
+    experiment_id = f"{unique}-manual"
+    broken = ArmHealth()
+    for _ in range(30):  # 30 calls of 5 clients, 2 of each 5 failed
+        broken = observe_call(broken, latency_ms=4.0, predicted=[0.3] * 3,
+                              persistence=[0.25] * 3, failures=2)  # fmt: skip
+    with running_worker(env):
+        assert command(env, kafka_bootstrap, "register", model=V2)["outcome"] == "accepted"
+        started = command(env, kafka_bootstrap, "experiment_start", experiment_id=experiment_id,
+                          challenger=V2, salt="s", schedule=[0.1, 0.5])  # fmt: skip
+        revision = started["after"]["deployment_revision"]
+        key = HealthKey(experiment_id, revision, "challenger", V2)
+        _inject(env, kafka_bootstrap, experiment_id,
+                [health_record("injected/1", key, broken, datetime.now(UTC))])  # fmt: skip
+
+        def verdicts() -> list[dict[str, Any]]:
+            results = [r for r in _monitoring(env, kafka_bootstrap, experiment_id)
+                       if r["kind"] == "experiment_result"]  # fmt: skip
+            return [r for r in results if r["verdict"]["action"] == "stop"]
+
+        wait_until(lambda: bool(verdicts()), timeout_s=60, what="a stop verdict")
+        refused = run_cli("experiment", "ramp", experiment_id, env=env)
+        forced = run_cli("experiment", "ramp", experiment_id, "--force", env=env)
+        records = audit(env, kafka_bootstrap)
+    assert verdicts()[-1]["actions"] == "off: PROFITSTREAM_CONTROL_MONITOR_PRINCIPAL is unset"
+    assert_one_line_error(refused, "error_rate broken", "--force")
+    assert forced.returncode == 0, forced.stderr
+    commands = [r for r in records if r["kind"] == "command"]
+    assert [r["type"] for r in commands] == ["register", "experiment_start", "experiment_ramp"]
+    assert commands[-1]["issued_by"] == "alice"
+    assert commands[-1]["after"]["experiment"]["share"] == 0.5
