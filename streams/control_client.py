@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -108,15 +109,22 @@ async def _read_partition(
         await consumer.stop()
 
 
-def audit_records(raw: list[tuple[int, int, bytes]]) -> list[dict[str, Any]]:
-    """The audit trail's records, each once (a record repeated after a crash is dropped)."""
-    seen: set[tuple[Any, ...]] = set()
-    records = []
-    for _, _, value in raw:
+def json_objects(values: Iterable[bytes]) -> Iterator[dict[str, Any]]:
+    """The values that are JSON objects, decoded (anything else is skipped)."""
+    for value in values:
         try:
             record = json.loads(value)
         except ValueError:
             continue
+        if isinstance(record, dict):
+            yield record
+
+
+def audit_records(raw: list[tuple[int, int, bytes]]) -> list[dict[str, Any]]:
+    """The audit trail's records, each once (a record repeated after a crash is dropped)."""
+    seen: set[tuple[Any, ...]] = set()
+    records = []
+    for record in json_objects(value for _, _, value in raw):
         identity = (record.get("kind"), record.get("offset"), record.get("worker"),
                     record.get("at"))  # fmt: skip
         if identity in seen:
@@ -130,19 +138,12 @@ def experiment_results(
     raw: list[tuple[int, int, bytes]], experiment_id: str
 ) -> list[dict[str, Any]]:
     """The monitor's ``experiment_result`` records of one experiment, oldest first."""
-    results = []
-    for _, _, value in raw:
-        try:
-            record = json.loads(value)
-        except ValueError:
-            continue
-        if (
-            isinstance(record, dict)
-            and record.get("kind") == "experiment_result"
-            and record.get("experiment_id") == experiment_id
-        ):
-            results.append(record)
-    return results
+    return [
+        record
+        for record in json_objects(value for _, _, value in raw)
+        if record.get("kind") == "experiment_result"
+        and record.get("experiment_id") == experiment_id
+    ]
 
 
 def current_state(records: list[dict[str, Any]]) -> dict[str, Any]:
@@ -207,16 +208,8 @@ async def _audit_of(
         consumer.seek(tp, after)
         while (left := deadline - time.monotonic()) > 0:
             fetched = await consumer.getmany(tp, timeout_ms=max(1, int(min(left, 0.5) * 1000)))
-            for message in fetched.get(tp, []):
-                try:
-                    record = json.loads(message.value or b"")
-                except ValueError:
-                    continue
-                if (
-                    isinstance(record, dict)
-                    and record.get("kind") == "command"
-                    and record.get("command_id") == command_id
-                ):
+            for record in json_objects(m.value or b"" for m in fetched.get(tp, [])):
+                if record.get("kind") == "command" and record.get("command_id") == command_id:
                     return record
         return None
     finally:
