@@ -131,8 +131,8 @@ def create_app(
     register_agents(app, settings, pipeline, reader)
     register_audit_trail(app, topics, control)
     health = HealthReports(scoring, topics.monitoring, pipeline.worker_id)
-    monitor = ExperimentMonitor(app, topics, control, consumer_options,
-                                monitor_principal(settings, keyring))  # fmt: skip
+    signer = monitor_principal(settings, keyring)
+    monitor = ExperimentMonitor(app, topics, control, consumer_options, signer, pipeline.worker_id)
 
     async def report_health() -> None:
         await health.run(settings.monitor_interval_s)

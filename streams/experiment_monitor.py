@@ -74,8 +74,10 @@ class ExperimentMonitor:
         control: ControlLog,
         consumer_options: dict[str, Any],
         principal: Principal | None,
+        worker_id: str,
     ) -> None:
         self._app = app
+        self._worker_id = worker_id
         self._topics = topics
         self._control = control
         self._options = consumer_options
@@ -126,6 +128,7 @@ class ExperimentMonitor:
         actions = await self._act(state, experiment, verdict, now)
         record = result_record(experiment, state.deployment.champion,
                                state.deployment.revision, tally, verdict, now, actions)  # fmt: skip
+        record["monitor"] = self._worker_id
         unchanged = {**record, "at": None}
         if unchanged != self._published:
             key, value = experiment.experiment_id.encode(), json.dumps(record).encode()

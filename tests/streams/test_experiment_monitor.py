@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ from models_store.outcomes import Tracked, outcome_record
 from streams.control_client import experiment_results, read_key_partition
 from streams.health_reports import health_record
 from streams.scoring_stage import HealthKey
-from streams.stack.processes import wait_until
+from streams.stack.processes import free_port, wait_until
 from tests.services.cli import assert_one_line_error, run_cli
 from tests.services.control_plane import (
     V1,
@@ -81,29 +82,38 @@ def test_the_monitor_promotes_a_truly_better_challenger(
     control_registry: Path, control_keys: Path,
 ) -> None:  # fmt: skip
     env = _env(worker_env, control_registry, control_keys)
+    second = {**env, "PROFITSTREAM_DATA_DIR": env["PROFITSTREAM_DATA_DIR"] + "-b",
+              "PROFITSTREAM_WEB_PORT": str(free_port())}  # fmt: skip
     experiment_id = f"{unique}-better"
     messages = simulated_log(40, 6, malformed=0, duplicate=0, late=0, seed=3)
-    with running_worker(env):
+    with running_worker(env), running_worker(second):
         assert command(env, kafka_bootstrap, "register", model=V2)["outcome"] == "accepted"
         started = command(env, kafka_bootstrap, "experiment_start", experiment_id=experiment_id,
                           challenger=V2, salt="s", share=0.5, min_samples=150)  # fmt: skip
         assert started["outcome"] == "accepted", started
         produce_log(kafka_bootstrap, unique, messages)
 
-        def reported_arms() -> set[str]:
+        def reported() -> set[tuple[str, str]]:
             records = _monitoring(env, kafka_bootstrap, experiment_id)
-            return {r["arm"] for r in records if r["kind"] == "arm_health" and r["scored"] > 0}
+            return {(r["worker"].split("/")[0], r["arm"]) for r in records
+                    if r["kind"] == "arm_health" and r["scored"] > 0}  # fmt: skip
 
-        # The worker's own scoring reports both arms while the experiment runs.
-        wait_until(lambda: reported_arms() == {"champion", "challenger"}, timeout_s=90,
-                   what="arm health of both arms")  # fmt: skip
+        # Both workers' own scoring reports both arms while the experiment runs.
+        wait_until(lambda: len(reported()) == 4, timeout_s=90,
+                   what="arm health of both arms from both workers")  # fmt: skip
         _inject(env, kafka_bootstrap, experiment_id,
                 _closed_outcomes(experiment_id, "champion", V1, 0.10, 400)
                 + _closed_outcomes(experiment_id, "challenger", V2, 0.05, 400))  # fmt: skip
         wait_until(lambda: bool(_accepted(env, kafka_bootstrap, "experiment_promote")),
                    timeout_s=90, what="the monitor to promote the challenger")  # fmt: skip
+        time.sleep(2)  # a few more looks: a second monitor would act by now
         promoted = _accepted(env, kafka_bootstrap, "experiment_promote")
+        by_monitor = [r for r in audit(env, kafka_bootstrap)
+                      if r["kind"] == "command" and r["issued_by"] == "monitor"]  # fmt: skip
         records = _monitoring(env, kafka_bootstrap, experiment_id)
+    # Two workers, one monitor: one command, nothing refused as a replay.
+    assert [r["outcome"] for r in by_monitor] == ["accepted"]
+    assert len({r["monitor"] for r in records if r["kind"] == "experiment_result"}) == 1
     assert len(promoted) == 1
     assert promoted[0]["issued_by"] == "monitor"
     assert promoted[0]["args"]["reason"].startswith("monitor: the challenger is better")
