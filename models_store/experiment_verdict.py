@@ -131,12 +131,16 @@ class ExperimentTally:
 
 @dataclass(frozen=True)
 class GuardrailCheck:
-    """One guardrail at this look: ``breached`` is None until it has enough evidence."""
+    """One guardrail at this look: ``value`` is None until it has enough evidence."""
 
     name: str
     value: float | None
     limit: float
-    breached: bool | None
+
+    @property
+    def breached(self) -> bool | None:
+        """Whether the value is beyond the limit (None: not enough evidence yet)."""
+        return None if self.value is None else self.value > self.limit
 
     def describe(self) -> str:
         """E.g. ``error_rate 0.12 > 0.01``."""
@@ -158,23 +162,17 @@ def guardrail_checks(experiment: Experiment, tally: ExperimentTally) -> tuple[Gu
     """The experiment's guardrails against the challenger's counts so far."""
     limits = experiment.guardrails
     challenger, champion = tally.arm_health("challenger"), tally.arm_health("champion")
-    checks = []
-    limit = limits["max_error_rate"]
-    value = challenger.error_rate if challenger.attempts >= MIN_ATTEMPTS else None
-    checks.append(GuardrailCheck("error_rate", value, limit,
-                                 None if value is None else value > limit))  # fmt: skip
-    limit = limits["max_latency_ms"]
+    error_rate = challenger.error_rate if challenger.attempts >= MIN_ATTEMPTS else None
     latency = challenger.latency_quantile_ms(LATENCY_QUANTILE)
-    value = latency if challenger.calls >= MIN_CALLS else None
-    checks.append(GuardrailCheck("latency_p95_ms", value, limit,
-                                 None if value is None else value > limit))  # fmt: skip
-    limit = limits["max_drift_ratio"]
-    value = None
+    drift = None
     if min(challenger.drift_n, champion.drift_n) >= MIN_DRIFT and champion.drift > 0:
-        value = challenger.drift / champion.drift
-    checks.append(GuardrailCheck("drift_ratio", value, limit,
-                                 None if value is None else value > limit))  # fmt: skip
-    return tuple(checks)
+        drift = challenger.drift / champion.drift
+    return (
+        GuardrailCheck("error_rate", error_rate, limits["max_error_rate"]),
+        GuardrailCheck("latency_p95_ms", latency if challenger.calls >= MIN_CALLS else None,
+                       limits["max_latency_ms"]),
+        GuardrailCheck("drift_ratio", drift, limits["max_drift_ratio"]),
+    )  # fmt: skip
 
 
 def judge(

@@ -119,15 +119,18 @@ def outcome_record(tracked: Tracked) -> dict[str, Any]:
     }
 
 
+# The client state's memos of tracked predictions: the emitted one, and a shadow's.
+_MEMOS = ("tracked", "shadow_tracked")
+
+
 def add_money_to_state(state: ClientState, event_time: float, revenue: float, cost: float) -> None:
     """Add an applied event's money to the client's tracked predictions (in place)."""
     if not (revenue or cost):
         return
-    if state.tracked is not None:
-        state.tracked = add_money(Tracked.of(state.tracked), event_time, revenue, cost).memo()
-    if state.shadow_tracked is not None:
-        shadow = add_money(Tracked.of(state.shadow_tracked), event_time, revenue, cost)
-        state.shadow_tracked = shadow.memo()
+    for name in _MEMOS:
+        memo = getattr(state, name)
+        if memo is not None:
+            setattr(state, name, add_money(Tracked.of(memo), event_time, revenue, cost).memo())
 
 
 def close_horizons(state: ClientState, allowed_lateness_s: float) -> list[dict[str, Any]]:
@@ -139,14 +142,10 @@ def close_horizons(state: ClientState, allowed_lateness_s: float) -> list[dict[s
     # that is furthest behind, so that one decides.
     watermark = min(state.watermarks.values())
     closed = []
-    if state.tracked is not None:
-        tracked = Tracked.of(state.tracked)
-        if is_closed(tracked, watermark, allowed_lateness_s):
+    for name in _MEMOS:
+        memo = getattr(state, name)
+        tracked = None if memo is None else Tracked.of(memo)
+        if tracked is not None and is_closed(tracked, watermark, allowed_lateness_s):
             closed.append(outcome_record(tracked))
-            state.tracked = None
-    if state.shadow_tracked is not None:
-        shadow = Tracked.of(state.shadow_tracked)
-        if is_closed(shadow, watermark, allowed_lateness_s):
-            closed.append(outcome_record(shadow))
-            state.shadow_tracked = None
+            setattr(state, name, None)
     return closed
