@@ -3,10 +3,18 @@
 The stream emits it as JSON (key = client_id); `profitstream score` writes the same fields
 as columns (``flat``). ``docs/schemas/profitability-predictions.schema.json`` is generated
 from ``Prediction``.
+
+``prediction_id`` is a digest of the payload itself (``content_id``), not of what
+triggered it: the stream scores a client's state after a whole batch, and a batch cuts the
+two input topics at offsets that depend on the worker and its fetches, so the same
+(client, triggering event, model) can come with different features after a takeover.
+Two records with the same id therefore carry the same prediction; only the fields that
+say when a copy was made (``EMISSION_FIELDS``) may differ.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import asdict
 from datetime import UTC, datetime
@@ -15,7 +23,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict
 
 from models_store.card import ModelCard
-from models_store.scoring import Score, prediction_id
+from models_store.scoring import Score
 
 # ``Prediction.flat`` keys, in order: the columns of `profitstream score`.
 FLAT_COLUMNS = (
@@ -23,6 +31,9 @@ FLAT_COLUMNS = (
     "interval_level", "risk_tier", "drivers", "model_name", "model_version", "experiment_id",
     "experiment_arm", "event_id", "event_time", "features_as_of", "scored_at", "latency_ms",
 )  # fmt: skip
+# Fields that say when and how fast a copy was produced, not what it predicts: they differ
+# between a prediction and its replay, so ``prediction_id`` leaves them out.
+EMISSION_FIELDS = frozenset({"prediction_id", "scored_at", "latency_ms"})
 
 
 class _Part(BaseModel):
@@ -106,6 +117,14 @@ class Prediction(_Part):
         }
 
 
+def content_id(prediction: Prediction) -> str:
+    """The id of a payload: the first 32 hex digits of sha256 of its JSON without
+    ``EMISSION_FIELDS``. Equal ids mean equal payloads (apart from those fields), whatever
+    worker or batch produced them; a replay that scores the same input re-emits the id."""
+    content = prediction.model_dump_json(exclude=set(EMISSION_FIELDS))
+    return hashlib.sha256(content.encode()).hexdigest()[:32]
+
+
 def _time(epoch: float | None) -> datetime | None:
     return None if epoch is None else datetime.fromtimestamp(epoch, UTC)
 
@@ -123,12 +142,10 @@ def build_prediction(
     reason: str | None = None,
     experiment: tuple[str, str] | None = None,
 ) -> Prediction:
-    """The payload of ``score`` for one client (``experiment``: its id and the client's arm).
-    Without a triggering event, the time the features are as of identifies the input in
-    ``prediction_id``."""
-    trigger = event_id if event_id is not None else f"as_of:{features_as_of!r}"
-    return Prediction(
-        prediction_id=prediction_id(client_id, trigger, card.ref),
+    """The payload of ``score`` for one client (``experiment``: its id and the client's arm),
+    identified by ``content_id``."""
+    prediction = Prediction(
+        prediction_id="",
         client_id=client_id,
         predicted_margin=score.margin,
         horizon_days=card.horizon_days,
@@ -144,6 +161,7 @@ def build_prediction(
         latency_ms=latency_ms,
         reason=reason,
     )
+    return prediction.model_copy(update={"prediction_id": content_id(prediction)})
 
 
 def prediction_schema_file() -> tuple[str, str]:

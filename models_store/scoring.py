@@ -1,8 +1,9 @@
-"""From feature vectors to predictions: margin, interval, risk tier, drivers, identity.
+"""From feature vectors to scores: margin, interval, risk tier, drivers.
 
 Pure except for the model call: the stream, `profitstream score` and `POST /predict` all
 score through ``Scorer.score`` (one model call per batch), so a prediction is the same
-wherever it is made.
+wherever it is made: a row's score does not depend on the other rows of its batch (the
+forest predicts on one thread; ``models_store.prediction`` identifies the payload).
 
 Risk tiers, by the predicted margin ratio m of the horizon:
 ``loss`` m < 0 · ``at_risk`` 0 <= m < 0.25 · ``healthy`` 0.25 <= m < 0.5 · ``strong`` m >= 0.5.
@@ -10,7 +11,6 @@ Risk tiers, by the predicted margin ratio m of the horizon:
 
 from __future__ import annotations
 
-import hashlib
 import math
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -34,12 +34,6 @@ def risk_tier(margin: float) -> str:
         if margin < upper:
             return tier
     return TOP_TIER
-
-
-def prediction_id(client_id: str, event_id: str, model_ref: str) -> str:
-    """Deterministic id: the same client, triggering event and model give the same id, so a
-    replay after a crash re-emits it and consumers can de-duplicate."""
-    return hashlib.sha256(f"{client_id}\0{event_id}\0{model_ref}".encode()).hexdigest()[:32]
 
 
 @dataclass(frozen=True)

@@ -9,11 +9,11 @@ from typing import Annotated, Any
 
 import typer
 from pydantic import ValidationError
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from models_store.errors import ModelStoreError
+from streams.cli_common import make_console, parse_instant, print_json
 from streams.control_command import audit, clients_cli, control_cli, experiment_cli
 from streams.errors import ProfitstreamError
 from streams.models_command import models_cli
@@ -35,8 +35,9 @@ cli.add_typer(clients_cli, name="clients")
 cli.add_typer(control_cli, name="control")
 cli.command("audit")(audit)
 
-out = Console()
-err = Console(stderr=True)
+out = make_console()
+err = make_console(stderr=True)
+JsonOption = Annotated[bool, typer.Option("--json", help="one JSON document on stdout")]
 
 
 def describe_validation_error(exc: ValidationError) -> str:
@@ -79,28 +80,39 @@ def main_options(
 
 
 @cli.command()
-def config(ctx: typer.Context) -> None:
+def config(ctx: typer.Context, as_json: JsonOption = False) -> None:
     """Print the effective settings (secrets masked) and where the broker and Redis are."""
-    from streams.endpoints import kafka_bootstrap, redis_url
-
     settings = load_settings(ctx)
+    settings_shown = settings.display()
+    resolved = resolved_endpoints(settings)
+    if as_json:
+        print_json({"settings": settings_shown, "resolved": resolved})
+        return
     table = Table(title="profitstream settings", show_lines=False)
     table.add_column("setting", overflow="fold")
     table.add_column("value", overflow="fold")
-    for key, value in settings.display().items():
-        table.add_row(key, "" if value is None else str(value))
-    for label, resolve in (
-        ("kafka bootstrap (resolved)", kafka_bootstrap),
-        ("redis (resolved)", redis_url),
-    ):
+    for key, value in settings_shown.items():
+        table.add_row(key, "" if value is None else escape(str(value)))
+    for label, value in resolved.items():
+        shown = f"[yellow]{escape(value['error'])}[/]" if value["error"] else value["value"]
+        table.add_row(f"{label} (resolved)", shown)
+    out.print(table)
+
+
+def resolved_endpoints(settings: Settings) -> dict[str, dict[str, str | None]]:
+    """Where the broker, Redis and the registry resolve to (or why they do not)."""
+    from streams.endpoints import kafka_bootstrap, redis_url
+
+    resolved: dict[str, dict[str, str | None]] = {}
+    for label, resolve in (("kafka bootstrap", kafka_bootstrap), ("redis", redis_url)):
         try:
             value = resolve(settings)
             shown = ",".join(value) if isinstance(value, list) else mask_url_password(value)
+            resolved[label] = {"value": shown, "error": None}
         except ProfitstreamError as exc:
-            shown = f"[yellow]{exc}[/]"
-        table.add_row(label, shown)
-    table.add_row("model registry (resolved)", settings.registry_uri)
-    out.print(table)
+            resolved[label] = {"value": None, "error": str(exc)}
+    resolved["model registry"] = {"value": settings.registry_uri, "error": None}
+    return resolved
 
 
 @stack_cli.command("up")
@@ -134,13 +146,27 @@ def stack_down(ctx: typer.Context) -> None:
 
 
 @stack_cli.command("status")
-def stack_status(ctx: typer.Context) -> None:
+def stack_status(ctx: typer.Context, as_json: JsonOption = False) -> None:
     """Say what runs where; exit code 1 unless both servers run."""
     settings = load_settings(ctx)
-    table = Table(title=f"embedded stack under {settings.stack_dir.resolve()}")
+    servers = embedded.status(settings.stack_dir)
+    if as_json:
+        print_json({"stack_dir": str(settings.stack_dir.resolve()), "servers": [
+            {"server": server.kind.title, "running": server.running, "address": server.url,
+             "pid": server.record.pid if server.record and server.running else None,
+             "log": server.record.log_path if server.record else None}
+            for server in servers
+        ]})  # fmt: skip
+    else:
+        out.print(_stack_table(settings.stack_dir, servers))
+    if not all(server.running for server in servers):
+        raise typer.Exit(1)
+
+
+def _stack_table(stack_dir: Path, servers: list[embedded.ServerStatus]) -> Table:
+    table = Table(title=f"embedded stack under {stack_dir.resolve()}")
     for column in ("server", "state", "address", "pid", "log"):
         table.add_column(column, overflow="fold")
-    servers = embedded.status(settings.stack_dir)
     for server in servers:
         record = server.record
         table.add_row(
@@ -148,11 +174,9 @@ def stack_status(ctx: typer.Context) -> None:
             "[green]running[/]" if server.running else "[red]stopped[/]",
             server.url or "-",
             str(record.pid) if record and server.running else "-",
-            record.log_path if record else "-",
+            str(record.log_path) if record else "-",
         )
-    out.print(table)
-    if not all(server.running for server in servers):
-        raise typer.Exit(1)
+    return table
 
 
 @cli.command()
@@ -249,17 +273,23 @@ def score(
     ],
     destination: Annotated[Path, typer.Option("--out", help="predictions (.parquet or .csv)")],
     model: Annotated[
-        str | None, typer.Option(help="NAME@VERSION or NAME@ALIAS (env PROFITSTREAM_MODEL)")
+        str | None,
+        typer.Option(
+            help="NAME@VERSION, NAME@champion, NAME@challenger or NAME@ALIAS (default: the "
+            "deployed champion, else PROFITSTREAM_MODEL)"
+        ),
     ] = None,
     as_of: Annotated[
-        datetime | None,
-        typer.Option(formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S"], help="for an event log (UTC)"),
+        str | None,
+        typer.Option(
+            help="for an event log: ISO-8601 time with an offset, e.g. 2025-01-10T12:00:00Z"
+        ),
     ] = None,
 ) -> None:
     """Batch predictions with interval, risk tier and drivers, as the stream would emit them."""
     from streams.score_command import ScoreRequest, run_scoring
 
-    when = None if as_of is None else as_of.replace(tzinfo=UTC)
+    when = None if as_of is None else parse_instant(as_of, "--as-of")
     request = ScoreRequest(source=source, destination=destination, model=model, as_of=when)
     run_scoring(request, load_settings(ctx), err)
 

@@ -4,6 +4,10 @@ publishing behind `models approve|deploy|rollback|retire`: signed control comman
 Each command is signed as ``PROFITSTREAM_CONTROL_PRINCIPAL``, published to the control
 topic, and followed until a worker's audit record says what became of it: the exit code
 is 0 when it was accepted, 1 when it was rejected, 2 when no worker answered in time.
+
+Every model reference the CLI takes goes through ``resolve_ref``: ``NAME@champion`` and
+``NAME@challenger`` are what the control log deploys (the audit trail's latest state),
+anything else is looked up in the registry.
 """
 
 from __future__ import annotations
@@ -11,19 +15,21 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import sys
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
+from streams.cli_common import make_console, parse_instant, print_json
 from streams.errors import ProfitstreamError
 
-out = Console()
-err = Console(stderr=True)
+if TYPE_CHECKING:
+    from streams.settings import Settings
+
+out = make_console()
+err = make_console(stderr=True)
 
 experiment_cli = typer.Typer(
     help="A/B and shadow experiments: start, ramp, stop, promote, status.", no_args_is_help=True
@@ -37,27 +43,123 @@ WaitOption = Annotated[
 ]
 
 
+# `NAME@champion` / `NAME@challenger` name what the control log deploys, not registry aliases.
+DEPLOYMENT_ROLES = ("champion", "challenger")
+# The control command that approves a version is named `register` on the wire.
+SHOWN_TYPE = {"register": "approve (register)"}
+
+
+def broker_connection(settings: Settings) -> tuple[list[str], dict[str, Any]]:
+    """Bootstrap servers and client options; a one-line error unless a broker answers."""
+    from streams.endpoints import kafka_bootstrap
+    from streams.preflight import aiokafka_security_kwargs, check_kafka
+
+    bootstrap = kafka_bootstrap(settings)
+    check_kafka(bootstrap, settings.security)
+    return bootstrap, aiokafka_security_kwargs(settings.security)
+
+
 def _connection(ctx: typer.Context) -> tuple[Any, list[str], dict[str, Any]]:
     from streams.cli import load_settings
-    from streams.endpoints import kafka_bootstrap
-    from streams.preflight import aiokafka_security_kwargs
 
     settings = load_settings(ctx)
-    return settings, kafka_bootstrap(settings), aiokafka_security_kwargs(settings.security)
+    return settings, *broker_connection(settings)
 
 
-def exact_ref(ctx: typer.Context, ref: str) -> str:
-    """``ref`` resolved in the registry to ``name@version`` (commands name exact versions)."""
-    from streams.models_command import open_configured_registry
+def audit_trail(settings: Settings) -> list[dict[str, Any]]:
+    """The audit trail's records, oldest first (empty before any worker wrote one)."""
+    from streams.control_client import audit_records, read_topic
 
-    name, version = open_configured_registry(ctx).resolve(ref)
+    bootstrap, options = broker_connection(settings)
+    return audit_records(asyncio.run(read_topic(bootstrap, options, settings.topics.audit)))
+
+
+def deployment_state(settings: Settings) -> dict[str, Any] | None:
+    """The control state after the trail's latest command record (a seed counts), or None
+    when no worker has audited any."""
+    from streams.control_client import current_state
+
+    state = current_state(audit_trail(settings))
+    return None if state["revision"] is None else state
+
+
+def role_model(state: dict[str, Any], role: str) -> str | None:
+    """The exact model the state gives ``role``: the champion, or the running experiment's
+    challenger."""
+    if role == "champion":
+        return state.get("champion")
+    experiment = state.get("experiment") or {}
+    return experiment.get("challenger")
+
+
+def deployed_model(settings: Settings, role: str) -> tuple[str, int]:
+    """The exact model the control log gives ``role``, and the revision that says so."""
+    state = deployment_state(settings)
+    if state is None:
+        raise ProfitstreamError(
+            f"nothing is deployed yet: no worker has audited the control log (topic "
+            f"{settings.topics.audit} is empty), so there is no @{role}; start a worker "
+            "(its PROFITSTREAM_MODEL seeds the log) or name a version, NAME@X.Y.Z"
+        )
+    model = role_model(state, role)
+    if model is None:
+        missing, fix = (
+            ("no champion is deployed", "`profitstream models deploy NAME@X.Y.Z` deploys one")
+            if role == "champion"
+            else ("no experiment is running", "`profitstream experiment start` starts one")
+        )
+        raise ProfitstreamError(
+            f"{missing} (control revision {state['revision']}), so there is no @{role}; "
+            f"{fix}, or name a version, NAME@X.Y.Z"
+        )
+    return model, int(state["revision"])
+
+
+def resolve_ref(settings: Settings, ref: str) -> str:
+    """The exact ``name@version`` a model reference names.
+
+    ``NAME@champion`` / ``NAME@challenger``: what the control log deploys now (commands
+    must name exact versions, so the log never depends on what an alias says later);
+    ``NAME``, ``NAME@X.Y.Z`` or another alias: what the registry holds. Either way the
+    version must be in the registry.
+    """
+    from models_store.registry import open_registry, parse_ref
+
+    parsed = parse_ref(ref)
+    if parsed.alias in DEPLOYMENT_ROLES:
+        try:
+            model, _ = deployed_model(settings, parsed.alias)
+        except ProfitstreamError as exc:
+            # Say why a model reference needed the broker at all.
+            raise ProfitstreamError(f"{ref} (what the control log deploys): {exc}") from exc
+        deployed_name = model.partition("@")[0]
+        if deployed_name != parsed.name:
+            raise ProfitstreamError(
+                f"the deployed {parsed.alias} is {model}, not a version of {parsed.name}; "
+                f"ask for {deployed_name}@{parsed.alias}"
+            )
+        ref = model
+    name, version = open_registry(settings.registry_uri).resolve(ref)
     return f"{name}@{version}"
 
 
+def exact_ref(ctx: typer.Context, ref: str) -> str:
+    """``resolve_ref`` with the settings of the command line."""
+    from streams.cli import load_settings
+
+    return resolve_ref(load_settings(ctx), ref)
+
+
 def publish_command(
-    ctx: typer.Context, kind: str, args: dict[str, Any], key: str, wait_s: float
+    ctx: typer.Context,
+    kind: str,
+    args: dict[str, Any],
+    key: str,
+    wait_s: float,
+    accepted_text: str | None = None,
 ) -> None:
-    """Sign, publish, wait for the audit record; print the outcome and exit accordingly."""
+    """Sign, publish, wait for the audit record; print the outcome and exit accordingly
+    (``accepted_text``, when given, says what an acceptance means instead of the fold)."""
     from streams.control_client import publish
 
     settings, bootstrap, options = _connection(ctx)
@@ -73,12 +175,13 @@ def publish_command(
         )
         raise typer.Exit(2)
     if audit["outcome"] != "accepted":
-        err.print(f"[bold red]rejected[/] ({audit['reason']}): {audit['message']}", highlight=False)
+        reason, message = escape(str(audit["reason"])), escape(str(audit["message"]))
+        err.print(f"[bold red]rejected[/] ({reason}): {message}", highlight=False)
         raise typer.Exit(1)
     after = audit["after"]
     out.print(
-        f"[green]accepted[/]: {audit['message']} (revision {after['revision']}, "
-        f"champion {after['champion']})",
+        f"[green]accepted[/]: {escape(accepted_text or str(audit['message']))} (revision "
+        f"{after['revision']}, champion {after['champion']})",
         highlight=False,
     )
 
@@ -240,7 +343,9 @@ def experiment_status(
     experiment_id: Annotated[
         str | None, typer.Argument(help="default: the running experiment, else the last one")
     ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="the latest result record")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="settings, state and latest result as one JSON document")
+    ] = False,
 ) -> None:
     """An experiment's configuration and the monitor's latest result: per-arm errors, the
     sequential test, guardrails, the verdict."""
@@ -251,7 +356,8 @@ def experiment_status(
         raise ProfitstreamError(f"{named}; `profitstream experiment start` starts one")
     experiment, running = found
     if as_json:
-        out.print_json(json.dumps(latest))
+        print_json({"experiment": experiment, "state": "running" if running else "ended",
+                    "result": latest})  # fmt: skip
         return
     out.print(_configuration_table(experiment, running))
     if latest is None:
@@ -378,39 +484,53 @@ def audit(
         str | None, typer.Option(help="with --at: which model scored this client then")
     ] = None,
     at: Annotated[
-        datetime | None,
-        typer.Option(formats=["%Y-%m-%dT%H:%M:%S", "%Y-%m-%d"], help="UTC time, with --client"),
+        str | None,
+        typer.Option(
+            help="ISO-8601 time with an offset (e.g. 2026-11-29T09:00:00Z), with --client"
+        ),
     ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="one JSON record per line")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="the records (or the answer) as one JSON document")
+    ] = False,
     limit: Annotated[int, typer.Option(min=1, help="the last N records")] = 50,
 ) -> None:
     """The audit trail: every control command and its outcome, and every model switch."""
-    from streams.audit_lookup import model_at
-    from streams.control_client import audit_records, read_topic
+    from streams.audit_lookup import scored_by
+    from streams.cli import load_settings
 
-    settings, bootstrap, options = _connection(ctx)
-    records = audit_records(asyncio.run(read_topic(bootstrap, options, settings.topics.audit)))
+    settings = load_settings(ctx)
     if client is not None or at is not None:
         if client is None or at is None:
-            raise ProfitstreamError("--client and --at go together")
-        answer = model_at(records, client, at.replace(tzinfo=UTC), settings.topic_partitions)
-        out.print(answer, highlight=False)
+            raise ProfitstreamError("--client and --at go together: --client C --at T")
+        when = parse_instant(at, "--at")  # before the broker: a typo fails at once
+        answer = scored_by(audit_trail(settings), client, when, settings.topic_partitions)
+        if as_json:
+            print_json(answer.document())
+        else:
+            out.print(answer.sentence(), highlight=False)
         return
+    records = audit_trail(settings)
     shown = records[-limit:]
     if as_json:
-        for record in shown:
-            sys.stdout.write(json.dumps(record) + "\n")
+        print_json(shown)
         return
-    table = Table(title=f"audit trail ({len(records)} records, last {len(shown)})")
+    out.print(_audit_table(shown, len(records)))
+
+
+def _audit_table(shown: list[dict[str, Any]], total: int) -> Table:
+    """The trail for people: one row per command or model switch."""
+    table = Table(title=f"audit trail ({total} records, last {len(shown)})")
     for column in ("time", "what", "who", "outcome", "detail"):
         table.add_column(column, overflow="fold")
     for record in shown:
         if record.get("kind") == "command":
+            kind = str(record.get("type"))
             table.add_row(
-                record["record_time"][:19], str(record.get("type")), str(record.get("issued_by")),
+                record["record_time"][:19], SHOWN_TYPE.get(kind, kind),
+                str(record.get("issued_by")),
                 "[green]accepted[/]" if record["outcome"] == "accepted"
-                else f"[red]rejected: {record['reason']}[/]",
-                record["message"],
+                else f"[red]rejected: {escape(str(record['reason']))}[/]",
+                escape(str(record["message"])),
             )  # fmt: skip
         else:
             parts = ", ".join(f"{p['topic']}/{p['partition']}@{p['from_offset']}"
@@ -419,4 +539,4 @@ def audit(
                 record["at"][:19], "model_switch", record["worker"], "",
                 f"revision {record['deployment_revision']} ({record['champion']}) from {parts}",
             )  # fmt: skip
-    out.print(table)
+    return table

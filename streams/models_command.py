@@ -1,17 +1,31 @@
-"""`profitstream models`: list, show and register model versions in the configured registry."""
+"""`profitstream models`: list, show and register model versions in the configured registry;
+approve, deploy, roll back and retire them with signed control commands.
+
+Two verbs, one meaning each: *register* puts a bundle in the registry (`train`,
+`models register`); *approve* tells the control log a registered version may be deployed
+(the control command is named ``register`` on the wire, for compatibility).
+"""
 
 from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console, Group
+from rich.console import Group
 from rich.panel import Panel
 from rich.table import Table
 
-from streams.control_command import WaitOption, exact_ref, publish_command
+from streams.cli_common import make_console, print_json
+from streams.control_command import (
+    DEPLOYMENT_ROLES,
+    WaitOption,
+    deployment_state,
+    exact_ref,
+    publish_command,
+    resolve_ref,
+)
 
 if TYPE_CHECKING:
     from models_store.card import ModelCard
@@ -22,7 +36,7 @@ models_cli = typer.Typer(
     "approve, deploy, roll back and retire them (signed control commands).",
     no_args_is_help=True,
 )
-out = Console()
+out = make_console()
 METRIC_ORDER = ("r2", "mae", "rmse", "bias")
 
 
@@ -40,10 +54,21 @@ def open_configured_registry(ctx: typer.Context) -> ModelRegistry:
 def list_models(
     ctx: typer.Context,
     name: Annotated[str | None, typer.Argument(help="only the versions of this model")] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="the versions as one JSON document")
+    ] = False,
 ) -> None:
     """Every registered version: quality on held-out data, and the aliases pointing at it."""
     registry = open_configured_registry(ctx)
     cards = registry.cards(name)
+    aliases: dict[str, list[str]] = {}
+    for each in sorted({card.name for card in cards}):
+        for alias, version in registry.aliases(each).items():
+            aliases.setdefault(f"{each}@{version}", []).append(alias)
+    if as_json:
+        listed = [_listed(card, aliases.get(card.ref, [])) for card in cards]
+        print_json({"registry": registry.location, "models": listed})
+        return
     if not cards:
         out.print(
             f"no models registered in {registry.location}; train one with `profitstream train` "
@@ -51,10 +76,6 @@ def list_models(
             highlight=False,
         )
         return
-    aliases: dict[str, list[str]] = {}
-    for each in sorted({card.name for card in cards}):
-        for alias, version in registry.aliases(each).items():
-            aliases.setdefault(f"{each}@{version}", []).append(alias)
     table = Table(title=f"models in {registry.location}")
     for column in ("name", "version", "created", "target", "horizon", "R²", "MAE", "aliases"):
         table.add_column(column, overflow="fold")
@@ -73,19 +94,43 @@ def list_models(
     out.print(table)
 
 
+def _listed(card: ModelCard, aliases: list[str]) -> dict[str, Any]:
+    """One row of `models list --json`."""
+    return {
+        "name": card.name,
+        "version": card.version,
+        "ref": card.ref,
+        "created_at": card.created_at.isoformat(),
+        "target": card.target,
+        "horizon_days": card.horizon_days,
+        "metrics": headline_metrics(card),
+        "aliases": aliases,
+    }
+
+
 @models_cli.command("show")
 def show(
     ctx: typer.Context,
-    ref: Annotated[str, typer.Argument(help="NAME, NAME@VERSION or NAME@ALIAS")],
+    ref: Annotated[
+        str, typer.Argument(help="NAME, NAME@VERSION, NAME@champion, NAME@challenger or NAME@ALIAS")
+    ],
     as_json: Annotated[bool, typer.Option("--json", help="print the card as raw JSON")] = False,
 ) -> None:
-    """Print a version's model card: data, features, quality, interval, artifacts."""
+    """Print a version's model card: data, features, quality, interval, artifacts.
+    NAME@champion and NAME@challenger are what the control log deploys now."""
+    from streams.cli import load_settings
+
+    settings = load_settings(ctx)
+    exact = resolve_ref(settings, ref)
     registry = open_configured_registry(ctx)
-    card = registry.card(ref)
+    card = registry.card(exact)
     if as_json:
         sys.stdout.write(card.to_json())
         return
     aliases = [alias for alias, v in registry.aliases(card.name).items() if v == card.version]
+    role = ref.partition("@")[2]
+    if role in DEPLOYMENT_ROLES:
+        aliases.append(f"{role} (control log)")
     out.print(card_view(card, aliases))
 
 
@@ -106,8 +151,28 @@ def approve(
     ref: Annotated[str, typer.Argument(help="NAME@VERSION (or NAME@ALIAS) in the registry")],
     wait: WaitOption = 30,
 ) -> None:
-    """Make a registered version deployable (control command `register`; operator)."""
-    _publish_for_model(ctx, "register", ref, wait)
+    """Approve a registered version for deployment and experiments (operator; the control
+    command `register`). Approving an approved version changes nothing and succeeds."""
+    from streams.cli import load_settings
+
+    settings = load_settings(ctx)
+    model = resolve_ref(settings, ref)
+    state = deployment_state(settings)
+    if state is not None and _approved(state, model):
+        out.print(
+            f"{model} is already approved (control revision {state['revision']}); nothing to do",
+            highlight=False,
+        )
+        return
+    publish_command(ctx, "register", {"model": model}, model.split("@")[0], wait,
+                    accepted_text=f"{model} approved: it may be deployed or challenge the "
+                    "champion")  # fmt: skip
+
+
+def _approved(state: dict[str, Any], model: str) -> bool:
+    """Whether the control state lets ``model`` be deployed (approved, or seeded, and not
+    retired: approving a retired version is the fold's to refuse)."""
+    return model in state.get("registered", ()) and model not in state.get("retired", ())
 
 
 @models_cli.command("deploy")

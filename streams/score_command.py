@@ -3,11 +3,18 @@
 The output has the prediction payload's fields as columns; drivers are a JSON list. Rows
 come in as Parquet or CSV with ``client_id``, ``as_of`` and every feature column
 (``event_id`` and ``event_time`` are used when present), or as an event log
-(``features.offline`` columns) with ``--as-of``.
+(``features.offline`` columns) with ``--as-of``. In a CSV event log ``key`` and ``value``
+are text: the message as written (UTF-8), or Python's ``b'...'`` form that pandas writes
+for the bytes of a Parquet log.
+
+The model: ``--model`` if given; else the champion the control log deploys (read from
+the audit trail); else, when no broker is configured or nothing is deployed yet,
+``PROFITSTREAM_MODEL``. A line on stderr says which one scored and why.
 """
 
 from __future__ import annotations
 
+import ast
 import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -27,6 +34,8 @@ from streams.errors import ProfitstreamError
 from streams.settings import Settings
 
 CHUNK_ROWS = 10_000
+# Read as text from a CSV: an id like "00123" must not turn into the number 123.
+TEXT_COLUMNS = {"client_id": str, "event_id": str, "stream": str, "key": str, "value": str}
 
 
 @dataclass(frozen=True)
@@ -46,12 +55,39 @@ def _read_table(path: Path) -> pd.DataFrame:
         )
     try:
         if path.suffix == ".csv":
-            return pd.read_csv(path)
+            return pd.read_csv(path, dtype=TEXT_COLUMNS)
         if path.suffix == ".parquet":
             return pd.read_parquet(path)
     except Exception as exc:  # pandas/pyarrow raise many types for a bad file
         raise ProfitstreamError(f"cannot read {path}: {exc}") from exc
     raise ProfitstreamError(f"{path}: use a .parquet or .csv file")
+
+
+def message_bytes(value: object) -> bytes | None:
+    """A key or value of an event-log message as bytes: bytes as they are, text as UTF-8
+    (or the bytes written as ``b'...'``), None for a missing key."""
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return None
+    if isinstance(value, bytes | bytearray | memoryview):
+        return bytes(value)
+    text = str(value)
+    if len(text) >= 3 and text[0] == "b" and text[1] in "'\"" and text[-1] == text[1]:
+        try:
+            literal = ast.literal_eval(text)  # a literal only: nothing is evaluated
+        except (ValueError, SyntaxError):
+            literal = None
+        if isinstance(literal, bytes):
+            return literal
+    return text.encode()
+
+
+def event_log(table: pd.DataFrame) -> pd.DataFrame:
+    """An event log whose ``key`` and ``value`` are bytes, as ``features.offline`` reads them
+    (a CSV holds them as text)."""
+    log = table.copy()
+    log["key"] = [message_bytes(key) for key in log["key"]]
+    log["value"] = [message_bytes(value) or b"" for value in log["value"]]
+    return log
 
 
 def _epoch(value: object) -> float:
@@ -139,6 +175,42 @@ def _payload_row(
     return prediction.flat()
 
 
+def chosen_model(requested: str | None, settings: Settings) -> tuple[str, str]:
+    """The exact model to score with, and why that one (see the module docstring)."""
+    from streams.control_command import resolve_ref
+
+    if requested is not None:
+        return resolve_ref(settings, requested), "--model"
+    champion, why = deployed_champion(settings)
+    if champion is not None:
+        return champion, why
+    if settings.model is None:
+        raise ProfitstreamError(
+            f"which model? {why}: pass --model NAME[@VERSION] or set PROFITSTREAM_MODEL"
+        )
+    return resolve_ref(settings, settings.model), f"PROFITSTREAM_MODEL; {why}"
+
+
+def deployed_champion(settings: Settings) -> tuple[str | None, str]:
+    """The champion the control log deploys and why it is the one; or None and why not
+    (no broker configured, nothing deployed yet). An unreachable broker is an error:
+    scoring with another model than the deployed one must not happen by accident."""
+    from streams.control_command import deployment_state
+    from streams.stack.embedded import running_url
+
+    if settings.broker is None and running_url(settings.stack_dir, "kafka") is None:
+        return None, "no broker configured"
+    try:
+        state = deployment_state(settings)
+    except ProfitstreamError as exc:
+        raise ProfitstreamError(
+            f"cannot read the deployed champion: {exc}; or pass --model NAME@X.Y.Z"
+        ) from exc
+    if state is None or not state.get("champion"):
+        return None, "nothing deployed"
+    return str(state["champion"]), f"the deployed champion, control revision {state['revision']}"
+
+
 def run_scoring(request: ScoreRequest, settings: Settings, console: Console) -> None:
     """Read, score with the chosen model, write; one line says what was written."""
     if request.destination.suffix not in (".parquet", ".csv"):
@@ -147,16 +219,19 @@ def run_scoring(request: ScoreRequest, settings: Settings, console: Console) -> 
     if set(HISTORY_COLUMNS) <= set(table.columns):
         if request.as_of is None:
             raise ProfitstreamError(
-                f"{request.source} is an event log: pass --as-of YYYY-MM-DDTHH:MM:SS"
+                f"{request.source} is an event log: pass --as-of, an ISO-8601 time with an "
+                "offset such as 2025-01-10T12:00:00Z"
             )
-        rows = rows_from_history(table, request.as_of)
+        rows = rows_from_history(event_log(table), request.as_of)
+        if rows.empty:
+            raise ProfitstreamError(
+                f"{request.source} has no valid event at or before {request.as_of.isoformat()}; "
+                "pass a later --as-of"
+            )
     else:
         rows = feature_rows(table)
-    ref = request.model or settings.model
-    if ref is None:
-        raise ProfitstreamError(
-            "which model? pass --model NAME[@VERSION] or set PROFITSTREAM_MODEL"
-        )
+    ref, why = chosen_model(request.model, settings)
+    console.print(f"scoring with {ref} ({why})", highlight=False)
     with tempfile.TemporaryDirectory() as cache:
         scorer = Scorer.from_registry(open_registry(settings.registry_uri), ref, Path(cache))
     with Progress(console=console, transient=True) as progress:

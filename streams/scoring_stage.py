@@ -6,8 +6,12 @@ part) only for the predictions that are emitted. During an A/B experiment each c
 scored by the model of its arm (sticky: ``models_store.assignment``); in a shadow
 experiment the challenger also scores every client the champion emits for, and those
 predictions go to the shadow topic only. The decision uses the last prediction
-emitted for each client, kept in its state (``ClientState.emitted``), so after a crash the
-replayed batch decides, and identifies, its predictions exactly as before.
+emitted for each client, kept in its state (``ClientState.emitted``), so a replay after a
+crash decides against what was last acknowledged. A replayed batch may cut the two input
+topics elsewhere than the lost one (its worker fetched differently), so it can score other
+features and emit other predictions; ids are digests of the payloads
+(``models_store.prediction.content_id``), so a re-emitted copy has the same id only when
+it says the same thing.
 
 While an experiment runs, each model call is counted for its arm (``health``: clients
 scored and failed, call latency, distance from the persistence forecast); the worker

@@ -23,7 +23,8 @@ def test_register_list_and_show(tmp_path: Path) -> None:
         result = run_cli("models", "register", str(bundle), env=env)
         assert result.returncode == 0, result.stderr
         assert result.stdout.startswith(f"registered margin@{version}")
-    open_registry(str(tmp_path / "registry")).set_alias("margin", "champion", "1.2.0")
+    # A registry alias (NAME@champion / @challenger name what the control log deploys).
+    open_registry(str(tmp_path / "registry")).set_alias("margin", "stable", "1.2.0")
 
     listed = run_cli("models", "list", env=env)
     assert listed.returncode == 0, listed.stderr
@@ -31,16 +32,16 @@ def test_register_list_and_show(tmp_path: Path) -> None:
     assert len(rows) == 2, listed.stdout
     assert "1.2.0" in rows[0]  # semantic order, not registration or string order
     assert "1.10.0" in rows[1]
-    assert "champion" in rows[0]
+    assert "stable" in rows[0]
     assert "0.61" in rows[0]  # held-out R² of the blend
     assert "0.042" in rows[0]  # and its MAE
 
-    shown = run_cli("models", "show", "margin@champion", env=env)
+    shown = run_cli("models", "show", "margin@stable", env=env)
     assert shown.returncode == 0, shown.stderr
     card = read_card(tmp_path / "1.2.0")
     for fragment in (
         "margin@1.2.0",
-        "champion",
+        "stable",
         "margin_ratio, 90 days ahead",
         "split-conformal",
         "persistence",

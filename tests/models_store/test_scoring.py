@@ -1,4 +1,5 @@
-"""Scoring (pure apart from the model call): tiers, ids, drivers, one call per batch."""
+"""Scoring (pure apart from the model call): tiers, drivers, one call per batch, and a
+row's score independent of its batch."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from features.simulator import history_frame, simulate, simulated_messages
 from models_store.bundle import verify_bundle
 from models_store.profit_model import ProfitModel
 from models_store.registry import open_registry
-from models_store.scoring import Scorer, prediction_id, risk_tier, top_drivers
+from models_store.scoring import Scorer, risk_tier, top_drivers
 from models_store.training import TrainingRequest, TrainingResult, train
 from models_store.tuning import SearchBudget
 
@@ -28,19 +29,6 @@ START = datetime(2024, 1, 1, tzinfo=UTC).timestamp()
 )  # fmt: skip
 def test_risk_tiers_have_documented_bounds(margin: float, tier: str) -> None:
     assert risk_tier(margin) == tier
-
-
-def test_prediction_ids_are_deterministic_and_distinct() -> None:
-    first = prediction_id("client-1", "ev-9", "profitability@1.0.0")
-    assert first == prediction_id("client-1", "ev-9", "profitability@1.0.0")
-    assert len(first) == 32
-    others = {
-        prediction_id("client-2", "ev-9", "profitability@1.0.0"),
-        prediction_id("client-1", "ev-10", "profitability@1.0.0"),
-        prediction_id("client-1", "ev-9", "profitability@1.0.1"),
-    }
-    assert first not in others
-    assert len(others) == 3
 
 
 def test_top_drivers_by_absolute_contribution_with_undefined_values() -> None:
@@ -83,3 +71,17 @@ def test_the_scorer_loads_from_the_registry_and_scores_like_the_model(
         assert len(score.drivers) == 4
     with pytest.raises(ValueError, match="expected rows of"):
         scorer.score(x[:, :10])
+
+
+def test_a_rows_score_does_not_depend_on_the_rest_of_its_batch(trained: TrainingResult) -> None:
+    # The stream scores whatever clients a batch changed in one call; a replay batches them
+    # otherwise, and must still produce the same payload (drivers included) for a row.
+    scorer = Scorer(verify_bundle(trained.bundle),
+                    ProfitModel.load(trained.bundle, verify_bundle(trained.bundle)))  # fmt: skip
+    rng = np.random.default_rng(5)
+    x = rng.lognormal(1.0, 1.0, size=(200, len(FEATURE_NAMES)))
+    x[::5, 7] = np.nan
+    alone = [scorer.score(x[i : i + 1])[0] for i in range(len(x))]
+    for _ in range(10):
+        rows = rng.permutation(len(x))[: rng.integers(2, len(x))]
+        assert scorer.score(x[rows]) == [alone[i] for i in rows]
