@@ -1,4 +1,10 @@
-"""The Redis online store: one hash per client, mirroring the stream's table for outside readers."""
+"""The Redis online store: one hash per client, mirroring the stream's table for outside readers.
+
+Beside the hashes, one marker per table partition (``{namespace}:mirror:{partition}``) says
+that the worker owning the partition has written the mirror of all its clients: a Redis
+that was flushed, or restarted without persistence, has none, and the owner rebuilds
+(``streams.mirror_rebuild``).
+"""
 
 from __future__ import annotations
 
@@ -6,8 +12,26 @@ from collections.abc import Awaitable, Iterable, Mapping
 from typing import cast
 
 import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 
 FieldValue = str | int | float
+# A dead Redis fails fast, a hung one within these: the worker decides when to try again.
+CONNECT_TIMEOUT_S = 5.0
+READ_TIMEOUT_S = 5.0
+
+
+def redis_client(url: str) -> aioredis.Redis:
+    """An asyncio client of the Redis at ``url`` whose failed calls raise at once: no
+    retries inside redis-py (its ``Redis()`` constructor defaults to 3 with backoff), so
+    an outage is seen when it starts; the caller decides when to try again."""
+    return aioredis.Redis.from_url(
+        url,
+        decode_responses=True,
+        socket_connect_timeout=CONNECT_TIMEOUT_S,
+        socket_timeout=READ_TIMEOUT_S,
+        retry=Retry(NoBackoff(), 0),
+    )
 
 
 class OnlineStore:
@@ -24,7 +48,7 @@ class OnlineStore:
     @classmethod
     def from_url(cls, url: str, namespace: str) -> OnlineStore:
         """A store on the Redis server at ``url``."""
-        return cls(aioredis.Redis.from_url(url, decode_responses=True), namespace)
+        return cls(redis_client(url), namespace)
 
     def key(self, client_id: str) -> str:
         """The Redis key of a client's hash."""
@@ -59,6 +83,29 @@ class OnlineStore:
         """Remove clients' hashes (right to erasure); returns how many existed."""
         keys = [self.key(client_id) for client_id in client_ids]
         return int(await self._client.delete(*keys)) if keys else 0
+
+    async def ping(self) -> None:
+        """Raise unless Redis answers."""
+        await cast(Awaitable[bool], self._client.ping())
+
+    def marker_key(self, partition: int) -> str:
+        """The Redis key of a table partition's mirror marker."""
+        return f"{self._namespace}:mirror:{partition}"
+
+    async def read_markers(self, partitions: Iterable[int]) -> dict[int, str | None]:
+        """The mirror markers of ``partitions`` (None where there is none), in one round trip."""
+        numbers = sorted(set(partitions))
+        if not numbers:
+            return {}
+        keys = [self.marker_key(partition) for partition in numbers]
+        values = await cast(Awaitable[list[str | None]], self._client.mget(keys))
+        return dict(zip(numbers, values, strict=True))
+
+    async def write_marker(self, partition: int, value: str, *, only_if_present: bool) -> bool:
+        """Set a partition's marker (no TTL); with ``only_if_present``, only if it still
+        exists. Returns whether it was set."""
+        key = self.marker_key(partition)
+        return bool(await self._client.set(key, value, xx=only_if_present))
 
     async def close(self) -> None:
         """Release the connection pool."""

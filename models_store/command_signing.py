@@ -128,7 +128,12 @@ def sign(document: dict[str, Any], key: bytes) -> dict[str, Any]:
 def signature_matches(document: dict[str, Any], key: bytes) -> bool:
     """Whether the document's ``signature`` is the HMAC of its body (constant time)."""
     given = document.get("signature")
-    return isinstance(given, str) and hmac.compare_digest(given, signature(document, key))
+    # compare_digest refuses non-ASCII text: such a signature simply does not match.
+    return (
+        isinstance(given, str)
+        and given.isascii()
+        and hmac.compare_digest(given, signature(document, key))
+    )
 
 
 def issue(

@@ -199,6 +199,45 @@ class Command(BaseModel):
         return ARGS_OF[self.type].model_validate(self.args)  # type: ignore[return-value]
 
 
+SEED_TYPE: Literal["seed"] = "seed"
+
+
+class SeedArgs(_Args):
+    """``seed``: the model that becomes the first champion."""
+
+    model: Annotated[str, Field(pattern=EXACT_REF)]
+
+
+class Seed(BaseModel):
+    """What a worker writes on a control log that never deployed a champion: its configured
+    ``PROFITSTREAM_MODEL``. It is unsigned (a worker holds no signing key of its own), so the
+    fold accepts it only while no champion was ever deployed: it can start a deployment,
+    never change one. The first seed in the log wins on every worker."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    schema_version: Literal[1] = 1
+    command_id: str = Field(min_length=8, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")
+    type: Literal["seed"]
+    issued_by: str = Field(min_length=1, max_length=256)
+    issued_at: datetime
+    args: SeedArgs
+
+    @field_validator("issued_at")
+    @classmethod
+    def _aware(cls, value: datetime) -> datetime:
+        if value.tzinfo is None:
+            raise ValueError("must carry a time zone (ISO-8601 with Z or +00:00)")
+        return value
+
+
+def seed_record(model: str, worker: str, at: datetime, command_id: str) -> bytes:
+    """The bytes of a seed record naming ``model`` (an exact ``NAME@X.Y.Z``)."""
+    seed = Seed(command_id=command_id, type=SEED_TYPE, issued_by=worker, issued_at=at,
+                args=SeedArgs(model=model))  # fmt: skip
+    return seed.model_dump_json().encode()
+
+
 def signed_body(document: dict[str, Any]) -> bytes:
     """The canonical bytes a signature covers: every field but ``signature``, as JSON with
     sorted keys and no spaces."""
@@ -212,6 +251,8 @@ def control_schema_file() -> tuple[str, str]:
     schema["$defs"] = {
         **schema.get("$defs", {}),
         **{kind.value: TypeAdapter(args).json_schema() for kind, args in ARGS_OF.items()},
+        # Unsigned, and only ever accepted on a log that never deployed a champion.
+        "seed_record": Seed.model_json_schema(),
     }
     schema["description"] = (
         "A signed control command. `args` follows the schema named by `type` in $defs."

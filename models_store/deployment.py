@@ -12,6 +12,13 @@ the first failure rejects it with that reason:
 ``replayed`` (its command id or nonce was seen before: commands are applied once) ·
 ``forbidden`` (the principal's role is too low) · ``stale`` (written against another
 revision) · ``invalid`` (not applicable to the state, e.g. deploying a retired version).
+``malformed`` also covers a record over ``MAX_COMMAND_BYTES`` or nested deeper than
+``MAX_COMMAND_DEPTH``. ``internal``: a check or transition raised where none was
+foreseen; the record is rejected with the error's message instead of stopping the fold.
+
+A ``seed`` record (``models_store.commands.Seed``) is how a worker's ``PROFITSTREAM_MODEL``
+enters the log: unsigned, it is accepted only while no champion was ever deployed, so
+the log alone, never a worker's configuration, decides what is deployed.
 
 The time check uses the record's broker timestamp, not the clock of the worker folding
 it, so a worker that folds the log a year later decides exactly as one that folded it live.
@@ -28,11 +35,13 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from features.bounded_json import KIB, error_text, load_bounded, size_text
 from models_store.assignment import next_share
 from models_store.command_signing import Keyring, signature_matches
 from models_store.commands import (
     REQUIRED_ROLE,
     ROLE_RANK,
+    SEED_TYPE,
     Command,
     CommandArgs,
     DeployArgs,
@@ -44,8 +53,13 @@ from models_store.commands import (
     RegisterArgs,
     RetireArgs,
     RollbackArgs,
+    Seed,
 )
 
+MAX_COMMAND_BYTES = 256 * KIB  # a command is a few hundred bytes
+MAX_COMMAND_DEPTH = 64  # a command nests 3 deep (command, args, guardrails)
+MAX_AUDIT_BYTES = 64 * KIB  # a larger audit record names the command by digest
+INTERNAL_MESSAGE_CHARS = 300
 DEFAULT_MAX_AGE_S = 300.0
 DEFAULT_MAX_SKEW_S = 60.0
 
@@ -62,6 +76,7 @@ class Rejection(StrEnum):
     FORBIDDEN = "forbidden"
     STALE = "stale"
     INVALID = "invalid"
+    INTERNAL = "internal"
 
 
 @dataclass(frozen=True)
@@ -151,29 +166,73 @@ class Outcome:
     command: dict[str, Any] | None  # the parsed document, signature left out
     before: ControlState
     after: ControlState
+    size: int = 0  # of the record's value, bytes
+    sha256: str = ""  # of the record's value, hex
 
     def audit(self) -> dict[str, Any]:
-        """The audit record (JSON-ready): who, what, when, the states, the outcome."""
+        """The audit record (JSON-ready): who, what, when, the states, the outcome.
+
+        Any document makes a valid record: a field of the wrong type is shown as JSON
+        text, ``args`` that are not an object under ``not_an_object``. A record over
+        ``MAX_AUDIT_BYTES`` shows the command as its size and sha256 instead (the DLQ
+        keeps a rejected command's bytes).
+        """
         command = self.command or {}
-        args = dict(command.get("args") or {})
-        if command.get("type") == "erase_client" and "client_id" in args:
-            args = {"client_sha256": client_digest(str(args["client_id"]))}
-        return {
+        shown = {name: _text(command.get(name)) for name in _SHOWN_FIELDS}
+        record: dict[str, Any] = {
             "schema_version": 1,
             "kind": "command",
             "offset": self.offset,
             "record_time": datetime.fromtimestamp(self.record_time, UTC).isoformat(),
-            "command_id": command.get("command_id"),
-            "type": command.get("type"),
-            "issued_by": command.get("issued_by"),
-            "issued_at": command.get("issued_at"),
-            "args": args,
+            **shown,
+            "args": _shown_args(command.get("type"), command.get("args")),
             "outcome": "accepted" if self.accepted else "rejected",
             "reason": None if self.reason is None else self.reason.value,
             "message": self.message,
             "before": self.before.summary(),
             "after": self.after.summary(),
         }
+        size = len(json.dumps(record))  # ASCII (ensure_ascii): characters are bytes
+        if size <= MAX_AUDIT_BYTES:
+            return record
+        return {
+            **record,
+            **{name: _short(value) for name, value in shown.items()},
+            "args": {},
+            "message": _short(self.message, 1024),
+            "command_digest": {
+                "size": self.size,
+                "sha256": self.sha256,
+                "why": f"the audit record would be {size_text(size)}; at most "
+                f"{size_text(MAX_AUDIT_BYTES)} allowed",
+            },
+        }
+
+
+_SHOWN_FIELDS = ("command_id", "type", "issued_by", "issued_at")
+
+
+def _text(value: Any) -> str | None:
+    """A field meant to be a string: itself, or its JSON when something else was sent."""
+    if value is None or isinstance(value, str):
+        return value
+    return json.dumps(value)
+
+
+def _short(value: str | None, limit: int = 128) -> str | None:
+    return value if value is None or len(value) <= limit else f"{value[:limit]}..."
+
+
+def _shown_args(kind: Any, args: Any) -> dict[str, Any]:
+    """The command's args for the trail; an erased client only as a digest."""
+    if args is None:
+        return {}
+    if kind == "erase_client":
+        if isinstance(args, dict) and "client_id" in args:
+            return {"client_sha256": client_digest(str(args["client_id"]))}
+        if not isinstance(args, dict):  # it may still name the client: never shown
+            return {"args_sha256": client_digest(json.dumps(args, sort_keys=True))}
+    return dict(args) if isinstance(args, dict) else {"not_an_object": args}
 
 
 class _RejectedError(Exception):
@@ -200,40 +259,23 @@ class ControlFold:
     _command_ids: dict[str, int] = field(default_factory=dict)
     _nonces: dict[tuple[str, str], int] = field(default_factory=dict)
 
-    @classmethod
-    def starting_with(
-        cls,
-        keyring: Keyring,
-        champion: str | None,
-        max_age_s: float = DEFAULT_MAX_AGE_S,
-        max_skew_s: float = DEFAULT_MAX_SKEW_S,
-    ) -> ControlFold:
-        """A fold whose state before any command has ``champion`` (the worker's configured
-        model) deployed: the control log then only needs commands to change it."""
-        state = ControlState()
-        if champion is not None:
-            state = replace(
-                state, deployment=Deployment(0, champion, None), registered=frozenset({champion})
-            )
-        return cls(keyring, max_age_s, max_skew_s, state)
-
     def apply(self, record: ControlRecord) -> Outcome:
-        """Fold one record; return what happened to it."""
+        """Fold one record; return what happened to it.
+
+        Never raises: whatever goes wrong on a record rejects it (``internal`` when no
+        check foresaw it), and the fold moves past it. A raise would stop every worker on
+        the same record, again on each restart, since the log is re-read from its start.
+        """
         before = self.state
         record_time = record.timestamp_ms / 1000
+        size, digest = len(record.value), hashlib.sha256(record.value).hexdigest()
         document: dict[str, Any] | None = None
         try:
             document = self._document(record.value)
-            command = self._authentic(document)
-            self._check_window(command, record_time)
-            self._check_replay(command)
-            self._check_role(command)
-            # Seen from here on: a replay of a command that failed on the state is refused too.
-            self._command_ids[command.command_id] = record.offset
-            self._nonces[(command.issued_by, command.nonce)] = record.offset
-            self._check_revision(command)
-            after, message = self._transition(command, record_time)
-        except _RejectedError as rejected:
+            after, message = self._decide(document, record.offset, record_time)
+            state = _advanced(before, after)
+        except Exception as exc:  # the same bytes fail the same way on every worker
+            rejected = exc if isinstance(exc, _RejectedError) else _internal(exc)
             self.next_offset = record.offset + 1
             shown = None if document is None else _without_signature(document)
             return Outcome(
@@ -245,12 +287,10 @@ class ControlFold:
                 shown,
                 before,
                 before,
+                size,
+                digest,
             )
-        self.state = replace(after, revision=before.revision + 1)
-        if after.deployment != before.deployment:
-            self.state = replace(
-                self.state, deployment=replace(after.deployment, revision=self.state.revision)
-            )
+        self.state = state
         self.next_offset = record.offset + 1
         return Outcome(
             record.offset,
@@ -261,16 +301,58 @@ class ControlFold:
             _without_signature(document),
             before,
             self.state,
+            size,
+            digest,
         )
+
+    def _decide(
+        self, document: dict[str, Any], offset: int, record_time: float
+    ) -> tuple[ControlState, str]:
+        """The state after ``document``, or ``_RejectedError`` with the first failed check."""
+        if document.get("type") == SEED_TYPE:
+            return self._seed(document, record_time)
+        command = self._authentic(document)
+        self._check_window(command.issued_at, record_time)
+        self._check_replay(command)
+        self._check_role(command)
+        # Seen from here on: a replay of a command that failed on the state is refused too.
+        self._command_ids[command.command_id] = offset
+        self._nonces[(command.issued_by, command.nonce)] = offset
+        self._check_revision(command)
+        return self._transition(command, record_time)
+
+    def _seed(self, document: dict[str, Any], record_time: float) -> tuple[ControlState, str]:
+        """A worker's ``PROFITSTREAM_MODEL`` as the first champion of a log that never had one."""
+        try:
+            seed = Seed.model_validate(document)
+        except ValidationError as exc:
+            raise _RejectedError(Rejection.MALFORMED, _one_line(exc)) from None
+        self._check_window(seed.issued_at, record_time)
+        state, model = self.state, seed.args.model
+        champion = state.deployment.champion
+        if champion is not None or state.previous:
+            # Unsigned: it may start a deployment, never change one.
+            raise _invalid(
+                f"the control log already deploys {champion}: a seed only starts an empty "
+                "log; deploy another model with `profitstream models deploy`"
+            )
+        if model in state.retired:
+            raise _invalid(f"{model} is retired")
+        seeded = replace(
+            state,
+            deployment=Deployment(state.revision, model, None),
+            registered=state.registered | {model},
+        )
+        return seeded, f"{model} is the first champion (seeded by {seed.issued_by})"
 
     # -- checks -------------------------------------------------------------------------
 
     @staticmethod
     def _document(value: bytes) -> dict[str, Any]:
         try:
-            document = json.loads(value)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise _RejectedError(Rejection.MALFORMED, f"not JSON: {exc}") from None
+            document = load_bounded(value, max_bytes=MAX_COMMAND_BYTES, max_depth=MAX_COMMAND_DEPTH)
+        except ValueError as exc:
+            raise _RejectedError(Rejection.MALFORMED, error_text(exc)) from None
         if not isinstance(document, dict):
             raise _RejectedError(Rejection.MALFORMED, "a command must be a JSON object")
         return document
@@ -295,8 +377,8 @@ class ControlFold:
             raise _RejectedError(Rejection.MALFORMED, _one_line(exc)) from None
         return command
 
-    def _check_window(self, command: Command, record_time: float) -> None:
-        age = record_time - command.issued_at.timestamp()
+    def _check_window(self, issued_at: datetime, record_time: float) -> None:
+        age = record_time - issued_at.timestamp()
         if age > self.max_age_s:
             raise _RejectedError(
                 Rejection.EXPIRED,
@@ -349,6 +431,22 @@ class ControlFold:
         return after
 
 
+def _advanced(before: ControlState, after: ControlState) -> ControlState:
+    """The state after an accepted command: one revision on, and the deployment stamped
+    with that revision when the command changed it."""
+    state = replace(after, revision=before.revision + 1)
+    if after.deployment != before.deployment:
+        state = replace(state, deployment=replace(after.deployment, revision=state.revision))
+    return state
+
+
+def _internal(exc: Exception) -> _RejectedError:
+    text = " ".join(str(exc).split())[:INTERNAL_MESSAGE_CHARS]
+    return _RejectedError(
+        Rejection.INTERNAL, f"the fold failed on it: {type(exc).__name__}: {text}"
+    )
+
+
 def _one_line(exc: ValidationError) -> str:
     return "; ".join(
         f"{'.'.join(str(part) for part in error['loc']) or 'command'}: {error['msg']}"
@@ -368,7 +466,7 @@ def _deployable(state: ControlState, model: str) -> None:
     if model in state.retired:
         raise _invalid(f"{model} is retired")
     if model not in state.registered:
-        raise _invalid(f"{model} is not registered: publish `register` for it first")
+        raise _invalid(f"{model} is not approved: `profitstream models approve {model}` first")
 
 
 def _no_experiment(state: ControlState, action: str) -> None:

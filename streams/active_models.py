@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import logging
 import tempfile
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -82,9 +82,17 @@ class ActiveDeployment:
 class ActiveModels:
     """Keeps ``current`` equal to the folded deployment, loading models as needed."""
 
-    def __init__(self, control: ControlLog, load: Callable[[str], Scorer]) -> None:
+    def __init__(
+        self,
+        control: ControlLog,
+        load: Callable[[str], Scorer],
+        seed: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
         self._control = control
         self._load = load
+        # Run once the log is folded: ``PROFITSTREAM_MODEL`` seeds a log without a champion.
+        self._seed = seed
+        self._seeded = seed is None
         self._loaded: dict[str, Scorer] = {}
         self.current: ActiveDeployment | None = None
         self.error: str | None = None
@@ -94,6 +102,16 @@ class ActiveModels:
         """Clients erased by the control log so far (never scored again)."""
         return self._control.state.erased
 
+    @property
+    def control_topic(self) -> str:
+        """The control topic the deployments come from."""
+        return self._control.topic
+
+    @property
+    def folded_offset(self) -> int:
+        """The control-log offset the fold reads next."""
+        return self._control.fold.next_offset
+
     def keep(self, scorer: Scorer) -> None:
         """Add an already loaded model (the one loaded at start-up)."""
         self._loaded[scorer.ref] = scorer
@@ -102,6 +120,7 @@ class ActiveModels:
         """Whether the loaded deployment is the one the folded control log names."""
         return (
             self._control.caught_up.is_set()
+            and self._seeded
             and self.current is not None
             and self.current.deployment == self._control.state.deployment
         )
@@ -109,7 +128,9 @@ class ActiveModels:
     def waiting_for(self) -> str | None:
         """What readiness waits for, if anything."""
         if not self._control.caught_up.is_set():
-            return "the control log"
+            return self._control.problem or "the control log"
+        if not self._seeded:
+            return "the control log's seed (PROFITSTREAM_MODEL)"
         if self.is_current():
             return None
         target = self._control.state.deployment
@@ -120,6 +141,9 @@ class ActiveModels:
     async def run(self) -> None:
         """Follow the control log for as long as the worker runs."""
         await self._control.caught_up.wait()
+        if self._seed is not None:
+            await self._seed()
+            self._seeded = True
         while True:
             target = self._control.state.deployment
             if self.current is None or self.current.deployment != target:

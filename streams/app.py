@@ -6,7 +6,7 @@ from typing import Any
 
 import faust
 
-from features.online_store import OnlineStore
+from features.online_store import redis_client
 from models_store.command_signing import Keyring, Principal, load_keyring
 from models_store.deployment import ControlFold
 from models_store.emission import EmissionPolicy
@@ -17,17 +17,22 @@ from streams.agents import register_agents
 from streams.audit_trail import register_audit_trail
 from streams.client_table import declare_client_table
 from streams.control_log import ControlLog
+from streams.control_seed import ControlSeed
 from streams.errors import ProfitstreamError
 from streams.experiment_monitor import ExperimentMonitor
+from streams.faust_logging import quiet_paused_inputs
 from streams.feature_pipeline import FeaturePipeline
 from streams.gap_reader import GapReader
 from streams.health_reports import HealthReports
 from streams.input_reader import InputReader
+from streams.mirror_rebuild import MirrorKeeper
 from streams.preflight import aiokafka_security_kwargs
 from streams.scoring_stage import ScoringStage
 from streams.settings import KafkaSecurity, Settings
 from streams.topics import declare_topics
 from streams.views import register_views
+from streams.waiting_store import WaitingStore
+from streams.worker_health import WorkerHealth
 
 
 def broker_credentials(
@@ -69,6 +74,7 @@ def create_app(
     """A Faust app for ``settings`` on the given broker and Redis. ``scorer`` (the verified,
     loaded ``PROFITSTREAM_MODEL``) is the champion until the control log deploys another."""
     commit_guard.install()
+    quiet_paused_inputs((settings.topics.activity, settings.topics.billing))
     session_timeout = settings.broker_session_timeout_s
     options: dict[str, Any] = {
         "broker": [f"kafka://{server}" for server in bootstrap],
@@ -85,11 +91,20 @@ def create_app(
         # Faust insists on a heartbeat well inside the session timeout.
         "broker_heartbeat_interval": min(3.0, session_timeout / 4),
         "autodiscover": False,
+        # Tansu under-reports a changelog's end after a multi-record batch, so a standby that
+        # read to the true end fails this check when it takes over (ConsistencyError). What the
+        # check guards against, a changelog that lost what the local state holds, is checked
+        # before the worker starts instead (streams/data_dir.py).
+        "recovery_consistency_check": False,
     }
     app = faust.App(settings.app_id, **options)
     topics = declare_topics(app, settings)
     states = declare_client_table(app, settings.topic_partitions)
-    store = OnlineStore.from_url(redis_url, namespace=settings.app_id)
+    # One picture of the worker's health: written by the reader, the store, the mirror keeper.
+    worker_health = WorkerHealth()
+    store = WaitingStore(
+        redis_client(redis_url), settings.app_id, worker_health, settings.retry_backoff_max_s
+    )
     consumer_options = {
         "bootstrap_servers": bootstrap,
         **aiokafka_security_kwargs(settings.security),
@@ -104,14 +119,14 @@ def create_app(
     app.on_before_shutdown.connect(close_clients)
 
     keyring = load_keyring(settings.control_keys) if settings.control_keys else Keyring({})
-    fold = ControlFold.starting_with(
-        keyring,
-        None if scorer is None else scorer.ref,
-        max_age_s=settings.control_max_age_s,
-        max_skew_s=settings.control_max_skew_s,
+    fold = ControlFold(
+        keyring, max_age_s=settings.control_max_age_s, max_skew_s=settings.control_max_skew_s
     )
     control = ControlLog(settings.topics.control, fold, consumer_options)
-    models = ActiveModels(control, registry_loader(settings))
+    seed = None
+    if scorer is not None:
+        seed = ControlSeed(control, topics.control, scorer.ref, settings.worker_id).run
+    models = ActiveModels(control, registry_loader(settings), seed)
     if scorer is not None:
         models.keep(scorer)
 
@@ -127,7 +142,16 @@ def create_app(
     policy = EmissionPolicy(settings.prediction_delta, settings.prediction_heartbeat_s)
     scoring = ScoringStage(policy)
     pipeline = FeaturePipeline(settings, topics, states, store, gaps, models, scoring)
-    reader = InputReader(app, settings, pipeline, models, consumer_options)
+    mirror = MirrorKeeper(
+        settings, states, store, worker_health, consumer_options, pipeline.worker_id
+    )
+    store.on_reconnect.append(mirror.wake)
+
+    async def keep_mirror() -> None:
+        await mirror.watch()
+
+    app.task(keep_mirror)
+    reader = InputReader(app, settings, pipeline, models, consumer_options, worker_health, mirror)
     register_agents(app, settings, pipeline, reader)
     register_audit_trail(app, topics, control)
     health = HealthReports(scoring, topics.monitoring, pipeline.worker_id)
@@ -143,5 +167,5 @@ def create_app(
     app.task(report_health)
     app.task(monitor_experiments)
     token = settings.api_token.get_secret_value() if settings.api_token else None
-    register_views(app, states, store, models, token)
+    register_views(app, states, store, models, worker_health, token)
     return app

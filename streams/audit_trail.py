@@ -7,20 +7,33 @@ what, when, the state before and after, accepted or why not — and forwards a r
 command to the DLQ with the reason in its headers. Delivery is at least once (the
 group's committed offset moves after both sends): a record repeated after a crash
 carries the same control offset, which identifies it.
+
+No record stops the trail: if auditing one fails, a minimal record with the reason
+``audit_failed`` is written instead (and a command the fold did not accept still goes to
+the DLQ), and the agent moves on. A raise would make Faust restart the agent, which
+stalls auditing for seconds and fails again on the same command.
 """
 
 from __future__ import annotations
 
 import json
+import logging
+from datetime import UTC, datetime
 from typing import Any
 
 import faust
 from faust.types import EventT, StreamT
+from faust.types.tuples import Message
 
+from models_store.deployment import Outcome
 from streams.control_log import ControlLog
 from streams.dead_letters import send_to_dlq
 from streams.source_records import SourceRecord, headers_of
 from streams.topics import Topics
+
+log = logging.getLogger(__name__)
+
+AUDIT_FAILED = "audit_failed"
 
 
 def register_audit_trail(app: faust.App, topics: Topics, control: ControlLog) -> None:
@@ -34,18 +47,77 @@ def register_audit_trail(app: faust.App, topics: Topics, control: ControlLog) ->
     async def audit_one(event: EventT[Any]) -> None:
         message = event.message
         outcome = await control.outcome(message.offset)
-        record = json.dumps(outcome.audit()).encode()
-        sent = [await topics.audit.send(key=message.key, value=record)]
-        if not outcome.accepted:
-            rejected = SourceRecord(
-                topic=message.topic,
-                partition=message.partition,
-                offset=message.offset,
-                key=message.key,
-                value=message.value or b"",
-                headers=headers_of(message.headers),
-            )
-            reason = f"control_{outcome.reason}"
-            sent.append(await send_to_dlq(topics.dlq, rejected, outcome.message, reason))
-        for future in sent:
-            await future
+        try:
+            await _audit(topics, message, outcome)
+        except Exception as exc:  # one command must never stop the trail
+            error = _one_line(exc)
+            log.warning("control offset %d: audit failed (%s); writing a minimal record",
+                        message.offset, error)  # fmt: skip
+            await _audit_failed(topics, message, outcome, error)
+
+
+async def _audit(topics: Topics, message: Message, outcome: Outcome) -> None:
+    """Send the audit record and, for a rejected command, the DLQ copy; wait for both."""
+    record = json.dumps(outcome.audit()).encode()
+    sent = [await topics.audit.send(key=message.key, value=record)]
+    if not outcome.accepted:
+        reason = f"control_{outcome.reason}"
+        sent.append(await send_to_dlq(topics.dlq, _source(message), outcome.message, reason))
+    for future in sent:
+        await future
+
+
+async def _audit_failed(topics: Topics, message: Message, outcome: Outcome, error: str) -> None:
+    """The minimal audit record and the DLQ copy, each tried on its own."""
+    record = minimal_record(message.offset, message.timestamp, outcome, error)
+    try:
+        await (await topics.audit.send(key=message.key, value=json.dumps(record).encode()))
+    except Exception as exc:
+        log.error("control offset %d: no audit record could be written: %s",
+                  message.offset, _one_line(exc))  # fmt: skip
+    if outcome.accepted:
+        return
+    try:
+        reason = f"control_{outcome.reason}"
+        await (await send_to_dlq(topics.dlq, _source(message), outcome.message, reason))
+    except Exception as exc:
+        log.error("control offset %d: the rejected command could not be dead-lettered: %s",
+                  message.offset, _one_line(exc))  # fmt: skip
+
+
+def minimal_record(offset: int, timestamp_s: float, outcome: Outcome, error: str) -> dict[str, Any]:
+    """An audit record that shows nothing of the command: its offset, the fold's verdict
+    and states, and why the full record could not be written."""
+    return {
+        "schema_version": 1,
+        "kind": "command",
+        "offset": offset,
+        "record_time": datetime.fromtimestamp(timestamp_s, UTC).isoformat(),
+        "command_id": None,
+        "type": None,
+        "issued_by": None,
+        "issued_at": None,
+        "args": {},
+        # The fold's verdict stands: an accepted command did change the deployment.
+        "outcome": "accepted" if outcome.accepted else "rejected",
+        "reason": AUDIT_FAILED,
+        "message": f"the audit record could not be written: {error}"[:1024],
+        "fold_reason": None if outcome.reason is None else outcome.reason.value,
+        "before": outcome.before.summary(),
+        "after": outcome.after.summary(),
+    }
+
+
+def _source(message: Message) -> SourceRecord:
+    return SourceRecord(
+        topic=message.topic,
+        partition=message.partition,
+        offset=message.offset,
+        key=message.key,
+        value=message.value or b"",
+        headers=headers_of(message.headers),
+    )
+
+
+def _one_line(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {' '.join(str(exc).split())}"[:300]

@@ -18,10 +18,14 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+from features.bounded_json import MIB, load_bounded
 from models_store.command_signing import Principal, issue, load_keyring
 from streams.errors import ProfitstreamError
 from streams.key_partitions import key_partition
 from streams.settings import Settings
+
+MAX_RECORD_BYTES = MIB  # what a producer may send at most by default
+MAX_RECORD_DEPTH = 64  # audit and monitoring records nest 4 deep
 
 
 @dataclass(frozen=True)
@@ -110,10 +114,11 @@ async def _read_partition(
 
 
 def json_objects(values: Iterable[bytes]) -> Iterator[dict[str, Any]]:
-    """The values that are JSON objects, decoded (anything else is skipped)."""
+    """The values that are JSON objects, decoded (anything else, or too large or deeply
+    nested to decode safely, is skipped)."""
     for value in values:
         try:
-            record = json.loads(value)
+            record = load_bounded(value, max_bytes=MAX_RECORD_BYTES, max_depth=MAX_RECORD_DEPTH)
         except ValueError:
             continue
         if isinstance(record, dict):

@@ -10,15 +10,42 @@ but it has an open multi-worker bug (faust-streaming #283).
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from models_store.deployment import ControlFold, ControlRecord, ControlState, Deployment, Outcome
+from models_store.deployment import (
+    ControlFold,
+    ControlRecord,
+    ControlState,
+    Deployment,
+    Outcome,
+    Rejection,
+)
 from streams.metrics import CONTROL_COMMANDS
+from streams.preflight import MAX_PARTITION_FETCH_BYTES
 
 log = logging.getLogger(__name__)
+
+
+def headless_log_problem(topic: str, beginning: int) -> str:
+    """What is wrong with a control log whose first offset is not 0, and how to fix it."""
+    return (
+        f"the control log {topic} starts at offset {beginning}: its head was deleted by "
+        "retention, so no worker can fold it; point PROFITSTREAM_TOPICS__CONTROL at a new "
+        "topic (the worker creates it kept forever) and deploy again with "
+        "`profitstream models deploy REF`"
+    )
+
+
+def _skipped(record: ControlRecord, state: ControlState, exc: Exception) -> Outcome:
+    """A rejection for a record the fold raised on (what ``ControlFold.apply`` returns itself)."""
+    message = f"the fold failed on it: {type(exc).__name__}: {' '.join(str(exc).split())}"
+    return Outcome(record.offset, record.timestamp_ms / 1000, False, Rejection.INTERNAL,
+                   message[:300], None, state, state, len(record.value),
+                   hashlib.sha256(record.value).hexdigest())  # fmt: skip
 
 
 class ControlLog:
@@ -31,6 +58,8 @@ class ControlLog:
         self._outcomes: dict[int, Outcome] = {}
         self._advanced = asyncio.Condition()
         self.caught_up = asyncio.Event()
+        # Why the log cannot be folded (its head is gone), for /ready; None: no problem.
+        self.problem: str | None = None
 
     @property
     def state(self) -> ControlState:
@@ -42,17 +71,27 @@ class ControlLog:
         if not self.fold.keyring.principals:
             log.warning("no PROFITSTREAM_CONTROL_KEYS: every control command will be rejected")
         consumer = AIOKafkaConsumer(
-            enable_auto_commit=False, auto_offset_reset="earliest", **self._options
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_partition_fetch_bytes=MAX_PARTITION_FETCH_BYTES,
+            **self._options,
         )
         await consumer.start()
         try:
             tp = TopicPartition(self.topic, 0)
-            # The worker creates its topics as it starts: wait for this one to exist.
+            # The worker creates its topics before it starts; one deleted since is waited for.
             while self.topic not in await consumer.topics():  # noqa: ASYNC110 (polls the broker)
                 await asyncio.sleep(0.2)
             consumer.assign([tp])
             await consumer.seek_to_beginning(tp)
+            beginning = int((await consumer.beginning_offsets([tp]))[tp])
             end = int((await consumer.end_offsets([tp]))[tp])
+            if beginning > 0:
+                # Folding what is left would give another deployment than the log's: stay
+                # not caught up (no input is processed) and say why, once.
+                self.problem = headless_log_problem(self.topic, beginning)
+                log.error("%s", self.problem)
+                return
             while True:
                 if not self.caught_up.is_set() and self.fold.next_offset >= end:
                     log.info("control log folded through offset %d: %s", end,
@@ -66,12 +105,20 @@ class ControlLog:
             await consumer.stop()
 
     async def _fold(self, record: ControlRecord) -> None:
-        outcome = self.fold.apply(record)
+        try:
+            outcome = self.fold.apply(record)
+        except Exception as exc:  # apply never raises; if a bug makes it, the fold goes on
+            log.exception("control offset %d: the fold raised; the record is skipped",
+                          record.offset)  # fmt: skip
+            outcome = _skipped(record, self.fold.state, exc)
+            self.fold.next_offset = record.offset + 1
         self._outcomes[record.offset] = outcome
         CONTROL_COMMANDS.labels(
             outcome="accepted" if outcome.accepted else f"rejected_{outcome.reason}"
         ).inc()
-        level = logging.INFO if outcome.accepted else logging.WARNING
+        # A rejection already in the log when the worker started is history, not news.
+        live = self.caught_up.is_set()
+        level = logging.WARNING if live and not outcome.accepted else logging.INFO
         log.log(level, "control offset %d %s: %s", record.offset,
                 "accepted" if outcome.accepted else f"rejected ({outcome.reason})",
                 outcome.message)  # fmt: skip

@@ -29,6 +29,7 @@ import faust
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from faust.types import TP
 
+from features.bounded_json import MIB, load_bounded
 from models_store.command_signing import Principal, issue
 from models_store.commands import REASON_MAX_CHARS
 from models_store.deployment import ControlState, Experiment
@@ -40,11 +41,17 @@ from models_store.experiment_verdict import (
     result_record,
 )
 from streams.control_log import ControlLog
+from streams.dead_letters import send_to_dlq
 from streams.key_partitions import key_partition
 from streams.metrics import EXPERIMENT_ACTIONS
+from streams.preflight import MAX_PARTITION_FETCH_BYTES
+from streams.source_records import from_consumer_record
 from streams.topics import Topics
 
 log = logging.getLogger(__name__)
+
+MAX_RECORD_BYTES = MIB  # what a producer may send at most by default
+MAX_RECORD_DEPTH = 64  # monitoring records nest 4 deep
 
 _COMMAND_OF = {"promote": "experiment_promote", "stop": "experiment_stop",
                "ramp": "experiment_ramp"}  # fmt: skip
@@ -62,6 +69,33 @@ def command_args(experiment_id: str, verdict: Verdict) -> dict[str, Any]:
         return {"experiment_id": experiment_id, "share": verdict.share}
     reason = f"monitor: {verdict.reason}"[:REASON_MAX_CHARS]
     return {"experiment_id": experiment_id, "reason": reason}
+
+
+def add_record(tally: ExperimentTally, value: bytes) -> str | None:
+    """Fold one monitoring record into ``tally``; one that cannot be read or folded, or is
+    no monitoring record at all (no ``kind``), is counted in ``tally.ignored``, skipped,
+    and its reason returned (None: folded, or a record of another experiment or kind,
+    which the tally ignores). Raising here would make the monitor start over from the
+    experiment's start and fail on the same record every interval."""
+    try:
+        record = load_bounded(value, max_bytes=MAX_RECORD_BYTES, max_depth=MAX_RECORD_DEPTH)
+    except ValueError as exc:
+        tally.ignored["unreadable"] += 1
+        return f"unreadable: {exc}"
+    if not isinstance(record, dict):
+        tally.ignored["unreadable"] += 1
+        return "unreadable: a monitoring record must be a JSON object"
+    if not isinstance(record.get("kind"), str):
+        # Every monitoring record names its kind (outcome, arm_health, experiment_result):
+        # an object without one is not a monitoring record, whatever its size or key.
+        tally.ignored["malformed"] += 1
+        return "malformed: not a monitoring record (no kind)"
+    try:
+        tally.add(record)
+    except Exception as exc:  # e.g. OverflowError: a number too large for a float
+        tally.ignored["malformed"] += 1
+        return f"malformed: {type(exc).__name__}: {exc}"
+    return None
 
 
 class ExperimentMonitor:
@@ -98,7 +132,11 @@ class ExperimentMonitor:
         if self._principal is None:
             log.info("no PROFITSTREAM_CONTROL_MONITOR_PRINCIPAL: experiment results are "
                      "published, promotions and stops are left to operators")  # fmt: skip
-        consumer = AIOKafkaConsumer(enable_auto_commit=False, **self._options)
+        consumer = AIOKafkaConsumer(
+            enable_auto_commit=False,
+            max_partition_fetch_bytes=MAX_PARTITION_FETCH_BYTES,
+            **self._options,
+        )
         await consumer.start()
         try:
             while True:
@@ -161,12 +199,13 @@ class ExperimentMonitor:
         while await consumer.position(tp) < end:
             fetched = await consumer.getmany(tp, timeout_ms=500, max_records=5_000)
             for message in fetched.get(tp, []):
-                try:
-                    record = json.loads(message.value or b"")
-                except ValueError:
-                    continue
-                if isinstance(record, dict):
-                    tally.add(record)
+                error = add_record(tally, message.value or b"")
+                if error is not None:
+                    # Kept for ops with the reason; the monitor goes on without it.
+                    record = from_consumer_record(message)
+                    sent = await send_to_dlq(self._topics.dlq, record, error[:1000],
+                                             f"monitoring_{error.partition(':')[0]}")  # fmt: skip
+                    await sent
 
     async def _act(
         self, state: ControlState, experiment: Experiment, verdict: Verdict, now: float

@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import socket
 import time
 from collections import Counter
 from collections.abc import Awaitable
@@ -145,7 +144,7 @@ class FeaturePipeline:
         # The erased clients each tracked partition has been cleared of.
         self._swept: dict[str, frozenset[str]] = {}
         self._erased_in_redis: frozenset[str] = frozenset()
-        self.worker_id = f"{settings.app_id}@{socket.gethostname()}:{settings.web_port}"
+        self.worker_id = settings.worker_id
         self._stream_of_topic: dict[str, EventStream] = {
             settings.topics.activity: "activity",
             settings.topics.billing: "billing",
@@ -249,12 +248,27 @@ class FeaturePipeline:
 
     async def _deployment_at_least(self, revision: int) -> ActiveDeployment:
         """The current deployment, once it is at least ``revision`` (the newest a partition
-        of the batch was scored with, maybe by a worker whose control log is ahead)."""
+        of the batch was scored with, maybe by a worker whose control log is ahead).
+
+        Never a silent stall: if the whole control log is folded and has no such revision,
+        the log was truncated or recreated, and it decides all the same (an ERROR says so).
+        """
         waited = 0.0
         while True:
             active = self._models.current
-            if active is not None and active.revision >= revision and self._models.is_current():
-                return active
+            if active is not None and self._models.is_current():
+                if active.revision >= revision:
+                    return active
+                if waited >= LAGGING_WARNING_S:
+                    end = await self._gaps.end(self._models.control_topic, 0)
+                    if self._models.folded_offset >= end:
+                        log.error(
+                            "a partition was scored with deployment revision %d, but the "
+                            "control log (%d records, all folded) ends at revision %d: it was "
+                            "truncated or recreated; scoring with what it deploys (%s)",
+                            revision, end, active.revision, active.deployment.champion,
+                        )  # fmt: skip
+                        return active
             if waited >= LAGGING_WARNING_S:
                 log.warning("waiting for deployment revision %d (this worker has %s)",
                             revision, None if active is None else active.revision)  # fmt: skip
@@ -375,6 +389,15 @@ class FeaturePipeline:
                 key=prediction.client_id.encode(), value=prediction.to_json()
             )
             batch.pending.append(sent)
+        # The outputs are acknowledged before the states that remember them are written: a
+        # state saying "emitted" (or an outcome closed) whose record died with the worker
+        # would keep a replay from sending it again.
+        waiting = time.perf_counter()
+        await asyncio.gather(*batch.pending)
+        batch.pending.clear()
+        BATCH_PHASE_SECONDS.labels(phase="outputs_acknowledged").observe(
+            time.perf_counter() - waiting
+        )
         mirrored = {}
         for client_id, entry in batch.changed.items():
             compact(entry.state, self._settings.allowed_lateness_s)
@@ -390,7 +413,8 @@ class FeaturePipeline:
         # never lands without the states of the same input partition before it.
         for (topic, partition), offset in batch.through.items():
             batch.pending.append(save_progress(self._states, topic, partition, offset))
-        # Redis and the broker acknowledge concurrently; the batch ends when both have.
+        # Redis and the broker acknowledge concurrently; the batch ends when both have. The
+        # store (streams.waiting_store) waits out a Redis outage: the batch stays unacked.
         waiting = time.perf_counter()
         await asyncio.gather(
             self._store.write_many(mirrored, ttl_s=self._settings.redis_ttl_s or None),

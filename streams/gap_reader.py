@@ -1,4 +1,5 @@
-"""Read offsets of an input partition missing before a fetched record (see partition_progress)."""
+"""Read offsets of a partition on demand: the ones missing before a fetched record (see
+partition_progress), and where a partition begins and ends."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from streams.preflight import MAX_PARTITION_FETCH_BYTES
 from streams.source_records import SourceRecord, from_consumer_record
 
 log = logging.getLogger(__name__)
@@ -19,6 +21,7 @@ class GapReader:
         self._options: dict[str, Any] = {
             "enable_auto_commit": False,
             "auto_offset_reset": "earliest",
+            "max_partition_fetch_bytes": MAX_PARTITION_FETCH_BYTES,
             **consumer_options,
         }
         self._consumer: AIOKafkaConsumer | None = None
@@ -36,6 +39,13 @@ class GapReader:
         consumer = await self._ensure_started()
         tp = TopicPartition(topic, partition)
         offsets = await consumer.beginning_offsets([tp])
+        return int(offsets[tp])
+
+    async def end(self, topic: str, partition: int) -> int:
+        """The partition's end offset (the next offset to be written)."""
+        consumer = await self._ensure_started()
+        tp = TopicPartition(topic, partition)
+        offsets = await consumer.end_offsets([tp])
         return int(offsets[tp])
 
     async def read(self, topic: str, partition: int, offsets: range) -> list[SourceRecord]:

@@ -12,25 +12,43 @@ Where to start in each partition comes from the worker's own progress row in the
 committed offsets, which are therefore not used for the input topics. The partitions
 stay paused in Faust's own consumer; the agent subscribed to them (so that the assignor
 co-partitions them with the changelog) only discards what slips through a resume.
+
+The reader also keeps the worker's health current (``streams.worker_health``): which
+partitions it reads or holds and why, where each stands, and whether the broker answers.
+That last one comes from a probe: every second a ListOffsets request for the assigned
+partitions (a metadata request when there are none) on the reader's own consumer, with a
+short timeout. A real round trip to the leaders of exactly the partitions the worker
+reads, which also gives the lag; aiokafka's fetcher swallows fetch errors (``getmany``
+just returns nothing), a producer only fails when it sends, and a connection's state can
+look fine on a dead or frozen broker, so none of those tells a quiet worker the truth.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Any
 
 import faust
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import KafkaError
 from faust.types import TP
 
 from streams.active_models import ActiveModels
 from streams.feature_pipeline import FeaturePipeline
-from streams.readiness import is_ready
+from streams.mirror_rebuild import MirrorKeeper
+from streams.preflight import MAX_PARTITION_FETCH_BYTES
+from streams.readiness import recovery_waiting
 from streams.settings import Settings
 from streams.source_records import from_consumer_record
+from streams.waiting_store import describe
+from streams.worker_health import WorkerHealth
 
 log = logging.getLogger(__name__)
+PROBE_INTERVAL_S = 1.0
+# Generous for a loaded machine: a probe that times out makes /ready say 503.
+PROBE_TIMEOUT_S = 4.0
 
 
 class InputReader:
@@ -43,12 +61,16 @@ class InputReader:
         pipeline: FeaturePipeline,
         models: ActiveModels,
         consumer_options: dict[str, Any],
+        health: WorkerHealth,
+        mirror: MirrorKeeper,
     ) -> None:
         self._app = app
         self._settings = settings
         self._pipeline = pipeline
         self._models = models
         self._options = consumer_options
+        self._health = health
+        self._mirror = mirror
         self._inputs = {settings.topics.activity, settings.topics.billing}
         self._assigned: frozenset[TP] = frozenset()
         # Held while a batch is processed; a revocation waits for it.
@@ -60,30 +82,52 @@ class InputReader:
         consumer = AIOKafkaConsumer(
             enable_auto_commit=False,
             auto_offset_reset="earliest",
-            max_partition_fetch_bytes=4 << 20,
+            max_partition_fetch_bytes=MAX_PARTITION_FETCH_BYTES,
             # The broker may hold a fetch this long waiting for data: no longer than a batch
             # may take to fill, or a trickle of events waits half a second (the default).
             fetch_max_wait_ms=max(1, int(self._settings.batch_within_s * 1000)),
             **self._options,
         )
         await consumer.start()
+        probe = asyncio.create_task(self._probe_broker(consumer))
         try:
             while True:
-                # A new deployment is loaded before the next batch: the switch falls between
-                # two batches.
-                if self._revoked or not is_ready(self._app) or not self._models.is_current():
+                held = self._hold_reason()
+                if held is not None:
+                    self._health.hold(held)
                     await asyncio.sleep(0.05)
                     continue
                 async with self._busy:
                     await self._process_one_batch(consumer)
         finally:
+            probe.cancel()
             await consumer.stop()
+
+    def _hold_reason(self) -> str | None:
+        """Why the input must not be read now, if it must not."""
+        if self._revoked:
+            return "rebalance"
+        waiting = recovery_waiting(self._app)
+        if waiting is not None:
+            return waiting
+        # A new deployment is loaded before the next batch: the switch falls between two
+        # batches.
+        if not self._models.is_current():
+            return self._models.waiting_for() or "the deployment"
+        return None
 
     async def _process_one_batch(self, consumer: AIOKafkaConsumer) -> None:
         await self._sync_assignment(consumer)
         if not self._assigned:
+            self._health.release()
             await asyncio.sleep(0.1)
             return
+        if self._mirror.due():
+            # Between two batches, so no batch writes a client's hash meanwhile.
+            self._health.hold("redis mirror rebuild")
+            await self._mirror.rebuild(stop=lambda: self._revoked)
+            return
+        self._health.release()
         fetched = await consumer.getmany(
             timeout_ms=int(self._settings.batch_within_s * 1000),
             max_records=self._settings.batch_max_events,
@@ -91,6 +135,41 @@ class InputReader:
         records = [from_consumer_record(r) for batch in fetched.values() for r in batch]
         if records:
             await self._pipeline.process(records)
+        # The consumer's positions, not the last records + 1: they also move past what
+        # holds no record (transaction markers), which would otherwise look like lag.
+        positions = {}
+        for tp in self._assigned:
+            positions[(tp.topic, tp.partition)] = await consumer.position(
+                TopicPartition(tp.topic, tp.partition)
+            )
+        self._health.advance(positions, batch=bool(records))
+
+    async def _probe_broker(self, consumer: AIOKafkaConsumer) -> None:
+        """Ask the broker for the assigned partitions' end offsets every second; record
+        whether it answered (one WARNING when it stops, one INFO when it is back)."""
+        failing_since = 0.0
+        while True:
+            partitions = [TopicPartition(t, p) for t, p in self._health.next_offsets]
+            try:
+                if partitions:
+                    ends = await asyncio.wait_for(consumer.end_offsets(partitions),
+                                                  PROBE_TIMEOUT_S)  # fmt: skip
+                    self._health.probed({(tp.topic, tp.partition): int(end)
+                                         for tp, end in ends.items()})  # fmt: skip
+                else:
+                    await asyncio.wait_for(consumer.topics(), PROBE_TIMEOUT_S)
+            except (KafkaError, OSError, TimeoutError) as exc:
+                error = describe(exc) if not isinstance(exc, TimeoutError) else (
+                    f"no answer within {PROBE_TIMEOUT_S:.0f}s")  # fmt: skip
+                if self._health.broker_failed(error):
+                    failing_since = time.monotonic()
+                    log.warning("the broker does not answer (%s): /ready says 503 until it does",
+                                error)  # fmt: skip
+            else:
+                if self._health.broker_answered():
+                    log.info("the broker answers again after %.1f s",
+                             time.monotonic() - failing_since)  # fmt: skip
+            await asyncio.sleep(PROBE_INTERVAL_S)
 
     async def _sync_assignment(self, consumer: AIOKafkaConsumer) -> None:
         """Follow Faust's assignment: read what it gave this worker, from our own progress."""
@@ -103,17 +182,22 @@ class InputReader:
         partitions = [TopicPartition(tp.topic, tp.partition) for tp in current]
         consumer.assign(partitions)
         beginnings = await consumer.beginning_offsets(partitions) if partitions else {}
+        starts = {}
         for tp in partitions:
             start = self._pipeline.resume_partition(tp.topic, tp.partition, int(beginnings[tp]))
             consumer.seek(tp, start)
+            starts[(tp.topic, tp.partition)] = start
         log.info("reading %d input partition(s): %s", len(partitions), sorted(map(str, current)))
         self._assigned = current
+        self._health.assign(starts)
+        self._mirror.assigned()
 
     async def on_revoked(self) -> None:
         """Stop before Faust moves partitions: wait for the batch in flight to be durable."""
         self._revoked = True
         async with self._busy:
             self._assigned = frozenset()
+            self._health.assign({})
 
     def on_assigned(self) -> None:
         """A new assignment: resume once Faust's recovery says the tables are ready."""

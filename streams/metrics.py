@@ -1,8 +1,18 @@
-"""Prometheus metrics of the stream path, served on ``/metrics``."""
+"""Prometheus metrics of the stream path, served on ``/metrics``.
+
+Counters and histograms are counted where things happen; the gauges of the worker's
+health are set from ``WorkerHealth`` when ``/metrics`` is scraped (``publish_health``).
+Partition-labelled gauges carry only the currently assigned input partitions.
+"""
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+import time
+from collections.abc import Mapping
+
+from prometheus_client import Counter, Gauge, Histogram
+
+from streams.worker_health import WorkerHealth
 
 EVENTS_CONSUMED = Counter(
     "profitstream_events_consumed_total", "Messages read from an input topic", ["topic"]
@@ -89,3 +99,70 @@ OUTCOMES_JOINED = Counter(
     "profitstream_outcomes_joined_total",
     "Tracked predictions whose horizon closed: their realised margin went to the monitoring topic",
 )
+REDIS_FAILURES = Counter(
+    "profitstream_redis_failures_total",
+    "Redis calls of the worker that failed (each try counts; batches wait and try again)",
+)
+MIRROR_REBUILDS = Counter(
+    "profitstream_mirror_rebuilds_total",
+    "Rebuilds of the Redis mirror of this worker's partitions (Redis flushed or restarted empty)",
+)
+MIRROR_CLIENTS_REBUILT = Counter(
+    "profitstream_mirror_clients_rebuilt_total",
+    "Client hashes rewritten from the table by mirror rebuilds",
+)
+MIRROR_PREDICTIONS_MISSING = Counter(
+    "profitstream_mirror_predictions_missing_total",
+    "Clients rebuilt without their latest prediction: no longer on the predictions topic",
+)
+INPUT_HELD = Gauge(
+    "profitstream_input_held",
+    "1 while an assigned input partition is not read (table recovery, rebalance, models "
+    "loading, a mirror rebuild)",
+    ["topic", "partition"],
+)
+CONSUMER_LAG = Gauge(
+    "profitstream_consumer_lag",
+    "Records of an assigned input partition not processed yet: end offset - next offset, "
+    "as of the last broker probe (Tansu under-reports end offsets: too low there)",
+    ["topic", "partition"],
+)
+LAST_BATCH_AGE = Gauge(
+    "profitstream_last_batch_age_seconds",
+    "Seconds since the worker last processed a batch (since it started, before the first)",
+)
+BROKER_CONNECTED = Gauge(
+    "profitstream_broker_connected", "1 when the last broker probe of the worker answered"
+)
+REDIS_CONNECTED = Gauge("profitstream_redis_connected", "1 when the last Redis call answered")
+READY = Gauge("profitstream_ready", "1 when /ready answers 200")
+DEPLOYMENT_REVISION = Gauge(
+    "profitstream_deployment_revision",
+    "Control-log revision of the deployment the worker scores with (-1: none loaded)",
+)
+DEPLOYED_MODEL = Gauge(
+    "profitstream_deployed_model_info",
+    "1 for each model the worker scores with, by role (champion, challenger)",
+    ["role", "name", "version"],
+)
+
+
+def publish_health(
+    health: WorkerHealth, ready: bool, revision: int | None, models: Mapping[str, str]
+) -> None:
+    """Set the health gauges. ``models``: role -> ``name@version`` of the loaded models."""
+    INPUT_HELD.clear()
+    for topic, partition in health.next_offsets:
+        INPUT_HELD.labels(topic=topic, partition=str(partition)).set(int(health.held is not None))
+    CONSUMER_LAG.clear()
+    for (topic, partition), lag in health.lags().items():
+        CONSUMER_LAG.labels(topic=topic, partition=str(partition)).set(lag)
+    LAST_BATCH_AGE.set(health.batch_age_s(time.monotonic()))
+    BROKER_CONNECTED.set(int(health.broker_error is None))
+    REDIS_CONNECTED.set(int(health.redis_error is None))
+    READY.set(int(ready))
+    DEPLOYMENT_REVISION.set(-1 if revision is None else revision)
+    DEPLOYED_MODEL.clear()
+    for role, ref in models.items():
+        name, _, version = ref.partition("@")
+        DEPLOYED_MODEL.labels(role=role, name=name, version=version).set(1)

@@ -13,6 +13,11 @@ from aiokafka.errors import KafkaError
 from streams.errors import ProfitstreamError
 from streams.settings import KafkaSecurity, mask_url_password
 
+# What a group-less consumer may fetch of one partition at a time: more than the largest
+# record a broker takes by default (message.max.bytes, about 1 MiB), so that an oversized
+# record is read, and dead-lettered, instead of leaving its reader stuck in front of it.
+MAX_PARTITION_FETCH_BYTES = 4 << 20
+
 
 def aiokafka_security_kwargs(security: KafkaSecurity) -> dict[str, Any]:
     """The aiokafka client arguments for the configured SASL/TLS options."""

@@ -1,11 +1,28 @@
-"""When a worker may serve and process: table recovery finished, no rebalance under way."""
+"""When a worker may serve and process: every reason it cannot do its job now."""
 
 from __future__ import annotations
 
 import faust
 
+from streams.active_models import ActiveModels
+from streams.worker_health import WorkerHealth
+
+
+def recovery_waiting(app: faust.App) -> str | None:
+    """``table recovery`` until the tables are recovered, ``rebalance`` while one runs."""
+    recovery = app.tables.recovery  # type: ignore[attr-defined]  # missing from TableManagerT
+    if not recovery.completed.is_set():
+        return "table recovery"
+    return "rebalance" if app.rebalancing else None
+
 
 def is_ready(app: faust.App) -> bool:
     """Ready once table recovery has finished and no rebalance is under way."""
-    recovery = app.tables.recovery  # type: ignore[attr-defined]  # missing from TableManagerT
-    return bool(recovery.completed.is_set() and not app.rebalancing)
+    return recovery_waiting(app) is None
+
+
+def waiting_for(app: faust.App, models: ActiveModels, health: WorkerHealth) -> list[str]:
+    """Every reason ``/ready`` says 503 (empty: ready): table recovery or a rebalance, the
+    control log or models, the broker, Redis and its mirror, held input partitions."""
+    reasons = [reason for reason in (recovery_waiting(app), models.waiting_for()) if reason]
+    return reasons + health.problems()

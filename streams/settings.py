@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import ssl
 from pathlib import Path
 from typing import Any, Literal
@@ -136,6 +137,23 @@ class Settings(BaseSettings):
     control_max_skew_s: float = Field(default=60.0, ge=0)
     topics: TopicNames = TopicNames()
     topic_partitions: int = Field(default=8, ge=1, le=1024)
+    # Topic settings: applied when the worker creates a topic, checked on existing ones.
+    topic_replication_factor: int = Field(default=1, ge=1, le=32)
+    topic_min_insync_replicas: int | None = Field(
+        default=None, ge=1, le=32,
+        description="min.insync.replicas of the topics the worker creates (unset: broker default)",
+    )  # fmt: skip
+    topic_retention_ms: int = Field(
+        default=7 * 86_400_000, ge=-1,
+        description="retention.ms of the input, output, monitoring and DLQ topics (-1: forever)",
+    )  # fmt: skip
+    audit_retention_ms: int = Field(
+        default=-1, ge=-1, description="retention.ms of the audit topic (-1: forever)"
+    )
+    # Outages: how long a failing Redis or broker call waits before its next try, at most.
+    retry_backoff_max_s: float = Field(default=5.0, gt=0, le=300)
+    # How often the worker checks that Redis still holds its mirror (rebuilt when flushed).
+    mirror_check_interval_s: float = Field(default=5.0, gt=0, le=3600)
     processing_guarantee: ProcessingGuarantee = "at_least_once"
     security: KafkaSecurity = KafkaSecurity()
     web_host: str = "127.0.0.1"
@@ -186,6 +204,11 @@ class Settings(BaseSettings):
     def registry_uri(self) -> str:
         """Where models are registered: ``model_registry``, else a directory in the data dir."""
         return self.model_registry or str(self.data_dir / "registry")
+
+    @property
+    def worker_id(self) -> str:
+        """How records and logs name this worker: app id, host and web port."""
+        return f"{self.app_id}@{socket.gethostname()}:{self.web_port}"
 
     @property
     def stack_dir(self) -> Path:

@@ -8,6 +8,7 @@ import faust
 from faust.types import TopicT
 
 from streams.settings import Settings
+from streams.topic_admin import product_topics
 
 
 @dataclass(frozen=True)
@@ -38,39 +39,34 @@ class Topics:
 
 
 def declare_topics(app: faust.App, settings: Settings) -> Topics:
-    """Declare the topics on ``app`` and create the missing ones when the worker starts.
+    """Declare the topics on ``app`` as ``streams.topic_admin`` creates them.
 
-    Faust itself only creates the internal topics it subscribes to; a broker without
-    auto-creation (the production default) would leave the output topics missing and
-    the first send would hang waiting for their metadata.
+    The worker creates every topic before Faust starts (``run_worker``), and Faust is
+    told not to create any; the declarations carry the same partitions, replicas and
+    configs all the same, so that nothing in Faust ever sees other settings.
     """
-    names = settings.topics
+    specs = {spec.name: spec for spec in product_topics(settings)}
 
-    def topic(name: str, partitions: int | None = None) -> TopicT:
+    def topic(name: str) -> TopicT:
+        spec = specs[name]
         return app.topic(
             name,
             key_serializer="raw",
             value_serializer="raw",
-            partitions=partitions or settings.topic_partitions,
+            partitions=spec.partitions,
+            replicas=spec.replication_factor,
+            config=dict(spec.configs),
             internal=True,
         )
 
-    topics = Topics(
+    names = settings.topics
+    return Topics(
         activity=topic(names.activity),
         billing=topic(names.billing),
         predictions=topic(names.predictions),
         shadow=topic(names.shadow),
-        # One partition: every worker must fold the control commands in one order.
-        control=topic(names.control, partitions=1),
-        audit=topic(names.audit, partitions=1),
+        control=topic(names.control),
+        audit=topic(names.audit),
         monitoring=topic(names.monitoring),
         dlq=topic(names.dlq),
     )
-
-    async def create_missing_topics() -> None:
-        for declared in topics.all():
-            await declared.maybe_declare()
-
-    app.task(create_missing_topics)
-
-    return topics

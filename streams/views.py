@@ -12,6 +12,7 @@ import functools
 import hmac
 import json
 import math
+import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -21,13 +22,16 @@ import numpy as np
 from faust.types import TableT
 from faust.web import Request, Response, View
 from prometheus_client import generate_latest
+from redis.exceptions import RedisError
 
 from features.definitions import FEATURE_NAMES, feature_dict
 from features.online_store import OnlineStore
 from models_store.scoring import Scorer
-from streams.active_models import ActiveModels
+from streams.active_models import ActiveDeployment, ActiveModels
 from streams.client_table import read_state
-from streams.readiness import is_ready
+from streams.metrics import publish_health
+from streams.readiness import waiting_for
+from streams.worker_health import WorkerHealth
 
 Handler = Callable[..., Awaitable[Response]]
 # aiohttp takes the charset separately and rejects it inside content_type.
@@ -86,11 +90,20 @@ def _card_summary(scorer: Scorer) -> dict[str, Any]:
     }  # fmt: skip
 
 
+def loaded_models(active: ActiveDeployment | None) -> dict[str, str]:
+    """Role -> ``name@version`` of the models a deployment scores with."""
+    if active is None:
+        return {}
+    loaded = {"champion": active.champion, "challenger": active.challenger}
+    return {role: scorer.ref for role, scorer in loaded.items() if scorer is not None}
+
+
 def register_views(
     app: faust.App,
     states: TableT[str, bytes],
     store: OnlineStore,
     models: ActiveModels,
+    health: WorkerHealth,
     token: str | None = None,
 ) -> None:
     """Attach ``/health``, ``/ready``, ``/metrics``, ``/clients/{id}/features``,
@@ -107,22 +120,29 @@ def register_views(
 
         return check
 
+    # Liveness: fails only when the batch loop is stuck (input waiting, no batch for long,
+    # nothing readiness reports to explain it): a restart may help then, not in an outage.
     @app.page("/health")
-    async def health(web: View, request: Request) -> Response:
+    async def liveness(web: View, request: Request) -> Response:
+        stalled = health.stalled(time.monotonic())
+        if stalled is not None:
+            return web.json({"status": "stalled", "detail": stalled}, status=503)
         return web.json({"status": "ok"})
 
     @app.page("/ready")
     async def ready(web: View, request: Request) -> Response:
-        if not is_ready(app):
-            return web.json({"ready": False, "waiting_for": "table recovery"}, status=503)
-        waiting = models.waiting_for()
-        if waiting is not None:
+        waiting = waiting_for(app, models, health)
+        if waiting:
             return web.json({"ready": False, "waiting_for": waiting}, status=503)
         return web.json({"ready": True})
 
     # Open like /health: Prometheus scrapes it, and it holds counts, not client data.
     @app.page("/metrics")
     async def metrics(web: View, request: Request) -> Response:
+        active = models.current
+        publish_health(health, not waiting_for(app, models, health),
+                       None if active is None else active.revision,
+                       loaded_models(active))  # fmt: skip
         return web.bytes(generate_latest(), content_type=PROMETHEUS_CONTENT_TYPE)
 
     @app.page("/models")
@@ -146,7 +166,17 @@ def register_views(
     @app.page("/clients/{client_id}/prediction")
     @guarded
     async def client_prediction(web: View, request: Request, client_id: str) -> Response:
-        latest = (await store.read(client_id)).get("prediction")
+        if health.redis_error is not None:
+            return web.json({"detail": f"redis unreachable: {health.redis_error}"}, status=503)
+        try:
+            latest = (await store.read(client_id)).get("prediction")
+        except (RedisError, OSError) as exc:
+            return web.json({"detail": f"redis unreachable: {type(exc).__name__}: {exc}"},
+                            status=503)  # fmt: skip
+        if latest is None and health.mirror != "ok":
+            # Not a 404: Redis may have lost it, and the mirror is not rebuilt yet.
+            detail = f"redis mirror not verified yet ({health.mirror}): try again"
+            return web.json({"detail": detail}, status=503)
         if latest is None:
             return web.json({"detail": f"no prediction for client {client_id!r}"}, status=404)
         return web.json(json.loads(latest))

@@ -16,6 +16,7 @@ import pytest
 
 from streams.settings import TopicNames
 from streams.stack.processes import free_port
+from tests.services.control_plane import two_version_registry
 from tests.services.kafka_service import kafka_broker
 from tests.services.redis_service import redis_server
 
@@ -48,6 +49,13 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """URL of the session's live Redis."""
     with redis_server(REDIS_CHOICE, tmp_path_factory.mktemp("redis")) as url:
         yield url
+
+
+@pytest.fixture(scope="session")
+def control_registry(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One trained model registered as 1.0.0, and again (same trees) as 2.0.0: trained once
+    per session, shared by every test that deploys a model."""
+    return two_version_registry(tmp_path_factory.mktemp("models"))
 
 
 @pytest.fixture

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from models_store.command_signing import Keyring, Principal, issue, new_key, sign
-from models_store.commands import Role
-from models_store.deployment import ControlFold, ControlRecord, Rejection
+from models_store.commands import Role, seed_record
+from models_store.deployment import ControlFold, ControlRecord, Deployment, Rejection
 
 NOW = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 V1, V2, V3 = "profitability@1.0.0", "profitability@2.0.0", "profitability@3.0.0"
@@ -20,12 +20,18 @@ VIEWER = Principal("vera", Role.VIEWER, bytes.fromhex(new_key()))
 KEYRING = Keyring({p.name: p for p in (ADMIN, OPERATOR, VIEWER)})
 
 
+def _ms(moment: datetime) -> int:
+    return int(moment.timestamp() * 1000)
+
+
 class Log:
     """A control log being folded: append documents (or raw bytes), get outcomes."""
 
     def __init__(self, champion: str | None = V1) -> None:
-        self.fold = ControlFold.starting_with(KEYRING, champion)
+        self.fold = ControlFold(KEYRING)
         self.offset = 0
+        if champion is not None:
+            accepted(self.raw(seed_record(champion, "worker-1", NOW, "seed-0001")))
 
     def raw(self, value: bytes, at: datetime = NOW) -> Any:
         outcome = self.fold.apply(ControlRecord(self.offset, value, int(at.timestamp() * 1000)))
@@ -55,13 +61,13 @@ def rejected(outcome: Any, reason: Rejection) -> Any:
 def test_deploy_and_rollback_move_the_champion_and_the_deployment_revision() -> None:
     log = Log()
     accepted(log.command("register", model=V2))
-    assert log.fold.state.deployment.revision == 0  # registering changes nothing that scores
+    assert log.fold.state.deployment.revision == 1  # registering changes nothing that scores
     deployed = accepted(log.command("deploy", model=V2))
     assert deployed.after.deployment.champion == V2
-    assert deployed.after.deployment.revision == deployed.after.revision == 2
+    assert deployed.after.deployment.revision == deployed.after.revision == 3
     back = accepted(log.command("rollback"))
     assert back.after.deployment.champion == V1
-    assert back.after.deployment.revision == 3
+    assert back.after.deployment.revision == 4
     rejected(log.command("rollback"), Rejection.INVALID)  # nothing before v1
     rejected(log.command("deploy", model=V3), Rejection.INVALID)  # not registered
     accepted(log.command("register", model=V3))
@@ -73,7 +79,7 @@ def test_deploy_and_rollback_move_the_champion_and_the_deployment_revision() -> 
 def test_every_rejection_kind_leaves_the_state_alone() -> None:
     log = Log()
     accepted(log.command("register", model=V2))
-    good = issue("deploy", {"model": V2}, ADMIN, issued_at=NOW, expected_revision=1)
+    good = issue("deploy", {"model": V2}, ADMIN, issued_at=NOW, expected_revision=2)
     rejected(log.raw(b"\xff not json"), Rejection.MALFORMED)
     rejected(log.raw(b"[1, 2]"), Rejection.MALFORMED)
     rejected(log.send({k: v for k, v in good.items() if k != "signature"}), Rejection.UNSIGNED)
@@ -85,9 +91,9 @@ def test_every_rejection_kind_leaves_the_state_alone() -> None:
     rejected(log.send(bad_args), Rejection.MALFORMED)
     rejected(log.send(good, at=NOW + timedelta(minutes=6)), Rejection.EXPIRED)
     rejected(log.send(good, at=NOW - timedelta(minutes=2)), Rejection.EXPIRED)
-    as_operator = issue("deploy", {"model": V2}, OPERATOR, issued_at=NOW, expected_revision=1)
+    as_operator = issue("deploy", {"model": V2}, OPERATOR, issued_at=NOW, expected_revision=2)
     rejected(log.send(as_operator), Rejection.FORBIDDEN)
-    stale = issue("deploy", {"model": V2}, ADMIN, issued_at=NOW, expected_revision=0)
+    stale = issue("deploy", {"model": V2}, ADMIN, issued_at=NOW, expected_revision=1)
     rejected(log.send(stale), Rejection.STALE)
     accepted(log.send(good))
     again = rejected(log.send(good), Rejection.REPLAYED)
@@ -95,7 +101,7 @@ def test_every_rejection_kind_leaves_the_state_alone() -> None:
     same_nonce = sign({**good, "command_id": "another-id-1234"}, ADMIN.key)
     rejected(log.send(same_nonce), Rejection.REPLAYED)
     assert log.fold.state.deployment.champion == V2
-    assert log.fold.state.revision == 2
+    assert log.fold.state.revision == 3
 
 
 def test_viewers_may_not_issue_anything_and_operators_not_deploy() -> None:
@@ -192,9 +198,10 @@ def test_two_folds_of_the_same_log_agree_whenever_they_run() -> None:
         json.dumps(issue("rollback", {}, ADMIN, issued_at=NOW)).encode(),
     ]
     outcomes = [log.raw(value, at=NOW + timedelta(seconds=i)) for i, value in enumerate(values)]
-    later = ControlFold.starting_with(KEYRING, V1)
+    later = ControlFold(KEYRING)
+    later.apply(ControlRecord(0, seed_record(V1, "worker-1", NOW, "seed-0001"), _ms(NOW)))
     replayed = [
-        later.apply(ControlRecord(i, value, int((NOW + timedelta(seconds=i)).timestamp() * 1000)))
+        later.apply(ControlRecord(i + 1, value, _ms(NOW + timedelta(seconds=i))))
         for i, value in enumerate(values)
     ]
     assert [o.audit() for o in outcomes] == [o.audit() for o in replayed]
@@ -215,3 +222,30 @@ def test_bad_keyrings_are_refused(document: dict[str, Any], tmp_path: Any) -> No
 
     with pytest.raises(KeyringError):
         parse_keyring(document, tmp_path)
+
+
+def test_the_first_seed_starts_an_empty_log_and_later_seeds_change_nothing() -> None:
+    log = Log(champion=None)
+    first = accepted(log.raw(seed_record(V2, "worker-a", NOW, "seed-a-0001")))
+    assert first.after.deployment == Deployment(1, V2, None)
+    assert first.audit()["issued_by"] == "worker-a"
+    # A second worker configured with another model (or the same one) changes nothing.
+    for model in (V1, V2):
+        late = rejected(log.raw(seed_record(model, "worker-b", NOW, "seed-b-0001")),
+                        Rejection.INVALID)  # fmt: skip
+        assert "already deploys" in late.message
+    accepted(log.command("register", model=V3))
+    accepted(log.command("deploy", model=V3))
+    rejected(log.raw(seed_record(V1, "worker-c", NOW, "seed-c-0001")), Rejection.INVALID)
+    assert log.fold.state.deployment.champion == V3
+
+
+def test_a_seed_is_checked_like_a_command() -> None:
+    log = Log(champion=None)
+    rejected(log.raw(b'{"type": "seed", "args": {"model": "v1"}}'), Rejection.MALFORMED)
+    stale = seed_record(V1, "worker-a", NOW - timedelta(hours=1), "seed-a-0001")
+    rejected(log.raw(stale), Rejection.EXPIRED)
+    accepted(log.command("register", model=V2))
+    accepted(log.command("retire", model=V2))
+    rejected(log.raw(seed_record(V2, "worker-a", NOW, "seed-a-0002")), Rejection.INVALID)
+    assert log.fold.state.deployment.champion is None

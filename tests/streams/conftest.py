@@ -1,4 +1,4 @@
-"""Fixtures of the control-plane tests: a registry with two versions, the principals' keys."""
+"""Fixtures of the control-plane tests: the principals' keys (the registry: tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -6,13 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.services.control_plane import two_version_registry, write_keys
-
-
-@pytest.fixture(scope="session")
-def control_registry(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One trained model registered as 1.0.0, and again (same trees) as 2.0.0."""
-    return two_version_registry(tmp_path_factory.mktemp("models"))
+from tests.services.control_plane import write_keys
 
 
 @pytest.fixture

@@ -266,6 +266,11 @@ def test_without_a_monitor_principal_results_are_published_and_a_manual_ramp_wai
     assert_one_line_error(refused, "error_rate broken", "--force")
     assert forced.returncode == 0, forced.stderr
     commands = [r for r in records if r["kind"] == "command"]
-    assert [r["type"] for r in commands] == ["register", "experiment_start", "experiment_ramp"]
+    assert [r["type"] for r in commands] == [
+        "seed",
+        "register",
+        "experiment_start",
+        "experiment_ramp",
+    ]
     assert commands[-1]["issued_by"] == "alice"
     assert commands[-1]["after"]["experiment"]["share"] == 0.5

@@ -1,0 +1,69 @@
+"""Faust's livelock detector, kept quiet about the input partitions it is not meant to watch.
+
+Every ``commit_interval × 2.5`` seconds Faust's consumer checks that each assigned
+partition is fetched, processed by its stream and committed (``verify_event_path`` in
+faust/transport/drivers/aiokafka.py), and logs a 15-line ERROR block per partition that
+is not, e.g. "Stream has not started processing TP(...)" once ``stream_processing_timeout``
+(300 s) has passed. The input partitions stay paused in Faust's consumer on purpose: the
+input reader fetches them with a consumer of its own and keeps its own progress
+(streams/input_reader.py). For them the check always fires — 16 blocks every 7.5 s with 8
+partitions per topic, ~1,900 per 15 minutes — and tells an operator nothing.
+
+No setting narrows the check: ``stream_processing_timeout`` and
+``broker_commit_livelock_soft_timeout`` apply to every partition, the control topic's
+audit agent included, where a stuck stream is worth an ERROR. So a filter on the logger
+of that one Faust module drops the stream and commit reports for the input topics only.
+Its reports on fetching (the broker not answering) still come through for every topic.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+
+from faust.transport.drivers import aiokafka as faust_aiokafka
+
+# The reports about a partition's stream and commits (not about fetching from the broker).
+STREAM_REPORTS = tuple(
+    dict.fromkeys(
+        template.split("%")[0]
+        for template in (
+            faust_aiokafka.SLOW_PROCESSING_STREAM_IDLE_SINCE_START,
+            faust_aiokafka.SLOW_PROCESSING_STREAM_IDLE,
+            faust_aiokafka.SLOW_PROCESSING_NO_COMMIT_SINCE_START,
+            faust_aiokafka.SLOW_PROCESSING_NO_RECENT_COMMIT,
+        )
+    )
+)
+
+
+def is_paused_input_report(record: logging.LogRecord, inputs: frozenset[str]) -> bool:
+    """Whether ``record`` is a livelock report about a partition of one of ``inputs``.
+
+    Faust logs them as ``log.error(text, tp, how_long)``: the partition is the first arg.
+    """
+    args = record.args
+    if not isinstance(args, tuple) or not args or not isinstance(record.msg, str):
+        return False
+    topic = getattr(args[0], "topic", None)
+    return topic in inputs and any(report in record.msg for report in STREAM_REPORTS)
+
+
+class PausedInputReports(logging.Filter):
+    """Drops Faust's livelock reports about the (deliberately paused) input partitions."""
+
+    def __init__(self, inputs: Iterable[str]) -> None:
+        super().__init__()
+        self.inputs = frozenset(inputs)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Keep every record but those reports."""
+        return not is_paused_input_report(record, self.inputs)
+
+
+def quiet_paused_inputs(inputs: Iterable[str]) -> None:
+    """Install the filter on Faust's aiokafka driver logger (replacing an earlier one)."""
+    logger = logging.getLogger(faust_aiokafka.__name__)
+    for installed in [f for f in logger.filters if isinstance(f, PausedInputReports)]:
+        logger.removeFilter(installed)
+    logger.addFilter(PausedInputReports(inputs))
