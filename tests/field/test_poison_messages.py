@@ -228,6 +228,7 @@ def test_poison_on_every_topic_is_dead_lettered_and_the_worker_carries_on(
             finally:
                 producer.halt()
         worker.stop()
+    findings += worker.error_lines()
     later = ready_violations(sampler.samples, producer.times) + health_violations(sampler.samples)
     findings += [found for found in later if found not in findings]
     with capsys.disabled():
