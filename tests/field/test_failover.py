@@ -21,8 +21,8 @@ from tests.field.harness import (
     ReadySampler,
     SteadyProducer,
     applied,
-    assert_no_findings,
     final_checks,
+    findings_report,
     fleet,
     reference_margins,
     wait_for,
@@ -107,4 +107,4 @@ def test_the_survivor_of_two_workers_takes_over_and_nothing_is_lost(
     assert not unstable, f"{len(unstable)} prediction ids with two payloads, e.g. " + repr(
         next(iter(unstable.items()))
     )
-    assert_no_findings("failover", result.findings)
+    assert not result.findings, findings_report("failover", result.findings)

@@ -1,7 +1,8 @@
 """Outages a live worker must survive (issue 12, findings 4 and 5), on servers the test
 owns: its own valkey-server (stopped, started again empty on the same port, flushed) and
 its own Tansu broker (frozen with SIGSTOP: Tansu keeps topics in memory, so a restart
-would be a different, data-losing event).
+would be a different, data-losing event). With ``PROFITSTREAM_TEST_KAFKA=apache`` the broker is
+also stopped and started again: the test's own Apache Kafka, whose log dir survives.
 
 The worker stays up, ``/ready`` says 503 with the reason during the outage (sampled every
 0.5 s), 200 after; nothing is lost or applied twice (each client's ``version`` equals the
@@ -12,11 +13,13 @@ mirror again: every client's features and latest prediction.
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 import redis
 
 from features.definitions import compute_features
@@ -24,6 +27,8 @@ from features.serving import features_from_fields
 from features.simulator import SimulatedMessage
 from streams.stack.processes import wait_until
 from tests.assertions import assert_features_close
+from tests.conftest import KAFKA_CHOICE
+from tests.services.apache_kafka import own_apache_kafka
 from tests.services.control_plane import V1
 from tests.services.event_log import (
     ReplayedLog,
@@ -35,6 +40,7 @@ from tests.services.event_log import (
     wait_until_consumed,
 )
 from tests.services.kafka_clients import consume
+from tests.services.kafka_service import classpath_cache_dir
 from tests.services.own_servers import own_tansu, own_valkey
 from tests.services.worker_process import WorkerProcess, running_worker
 
@@ -217,3 +223,102 @@ def test_a_frozen_broker_makes_the_worker_unready_then_it_resumes_losing_nothing
                 assert served == state.version, client_id
     print(f"broker frozen {OUTAGE_S:.0f}s: /ready 503 after {detected_s:.1f}s, "
           f"200 again {back_s:.1f}s after it resumed")  # fmt: skip
+
+
+APACHE_OUTAGE_S = 15.0
+
+
+class _Sampler:
+    """/ready and /health every ``every_s`` in a thread of its own, while in ``with``: the test
+    thread stops and starts the broker itself (a child's die-with-parent signal belongs to
+    the thread that spawned it, so the broker must not be started from a short-lived one)."""
+
+    def __init__(self, worker: WorkerProcess, every_s: float = 0.5) -> None:
+        self.worker, self.every_s = worker, every_s
+        self.samples: list[tuple[float, int, list[str]]] = []  # (monotonic, status, reasons)
+        self.health: list[int] = []
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self.done.is_set():
+            now = time.monotonic()
+            status, body = self.worker.get("/ready")
+            reasons = json.loads(body).get("waiting_for", []) if body else []
+            self.samples.append((now, status, reasons))
+            self.health.append(self.worker.get("/health")[0])
+            self.done.wait(max(0.0, self.every_s - (time.monotonic() - now)))
+
+    def __enter__(self) -> _Sampler:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.done.set()
+        self.thread.join()
+
+
+@pytest.mark.skipif(
+    KAFKA_CHOICE != "apache",
+    reason="needs PROFITSTREAM_TEST_KAFKA=apache: Tansu keeps topics in memory, so a restart "
+    "loses them; the frozen-broker test covers Tansu",
+)
+def test_a_stopped_and_restarted_apache_broker_makes_the_worker_unready_losing_nothing(
+    worker_env: dict[str, str], unique: str, control_registry: Path, tmp_path: Path
+) -> None:
+    messages = simulated_log(30, 6, malformed=0.0, duplicate=0.01, late=0.0, seed=10)
+    expected = rebuild(messages)
+    half = len(messages) // 2
+    with own_apache_kafka(tmp_path / "apache", classpath_cache_dir()) as broker:
+        env = {**worker_env, "PROFITSTREAM_BROKER": broker.url,
+               "PROFITSTREAM_MODEL_REGISTRY": str(control_registry), "PROFITSTREAM_MODEL": V1,
+               "PROFITSTREAM_BATCH_MAX_EVENTS": "200"}  # fmt: skip
+        with running_worker(env) as worker:
+            produce_log(broker.address, unique, messages[:half])
+            wait_until_consumed(worker, half)
+
+            with _Sampler(worker) as sampler:
+                stopping_at = time.monotonic()
+                exit_code = broker.stop()  # SIGTERM, wait for it to exit
+                exited_at = time.monotonic()
+                time.sleep(APACHE_OUTAGE_S)
+            restarting_at = time.monotonic()
+            broker.start()  # same ports, same log dir: topics and offsets survive
+            back_at = time.monotonic()
+            samples = sampler.samples
+            assert exit_code in (0, 143), exit_code  # a clean shutdown, not SIGKILL
+            assert set(sampler.health) == {200}, sampler.health  # alive all along
+            os.kill(worker.pid, 0)
+            back_s = _time_to(lambda: worker.get("/ready")[0] == 200, "ready after the broker",
+                              timeout_s=120)  # fmt: skip
+
+            # Every sample from the first 503 until the restart began is 503, naming the
+            # broker; detected within 10 s of the broker's exit.
+            first = next((i for i, (_, status, _) in enumerate(samples) if status == 503), None)
+            assert first is not None, samples
+            detected_s = samples[first][0] - stopping_at
+            assert samples[first][0] - exited_at <= 10.0, (exited_at, samples)
+            assert samples[-1][0] < restarting_at
+            for at, status, reasons in samples[first:]:
+                assert status == 503, (at, samples)
+                assert any("broker" in reason for reason in reasons), (at, reasons)
+
+            produce_log(broker.address, unique, messages[half:])
+            wait_until_consumed(worker, len(messages))
+            served = {
+                client_id: int(str(client_features(worker, client_id, state.watermark or 0.0)
+                                   ["version"]))
+                for client_id, state in expected.states.items()
+            }  # fmt: skip
+            lost = sum(max(0, s.version - served[c]) for c, s in expected.states.items())
+            twice = sum(max(0, served[c] - s.version) for c, s in expected.states.items())
+            down_s = back_at - stopping_at
+            print(f"[field] apache broker outage: down {down_s:.0f}s, 503 after "
+                  f"{detected_s:.1f}s, ready {back_s:.1f}s after restart, lost {lost}, "
+                  f"applied twice {twice}")  # fmt: skip
+            assert (lost, twice) == (0, 0), served
+            emitted = int(_counter(worker, "profitstream_predictions_emitted_total"))
+            latest = _latest_predictions(broker.address, f"{unique}-predictions", emitted)
+            assert set(latest) == set(expected.states)
+            _check_mirror(worker, env["PROFITSTREAM_REDIS_URL"], unique, expected, latest)
+            assert _gauges(worker) == {"redis_connected": 1, "broker_connected": 1, "ready": 1}

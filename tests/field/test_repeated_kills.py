@@ -17,8 +17,8 @@ import pytest
 from tests.field.harness import (
     ReadySampler,
     SteadyProducer,
-    assert_no_findings,
     final_checks,
+    findings_report,
     fleet,
     kill_and_restart,
     reference_margins,
@@ -91,4 +91,4 @@ def test_repeated_sigkill_loses_and_doubles_nothing(
     assert len(kills) >= KILLS
     assert sum(k.restart_on_empty_disk for k in kills) >= EMPTY_DISK_RESTARTS
     assert len(mid_stream) == len(kills), "a kill came after the stream had ended"
-    assert_no_findings("repeated SIGKILL", result.findings)
+    assert not result.findings, findings_report("repeated SIGKILL", result.findings)

@@ -8,6 +8,7 @@ import subprocess
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from streams.errors import ProfitstreamError
@@ -117,3 +118,101 @@ def apache_kafka(workdir: Path, cache_dir: Path, timeout_s: float = 90.0) -> Ite
     finally:
         stop_pid(process.pid, timeout_s=20)
         process.wait()
+
+
+@dataclass
+class OwnApacheKafka:
+    """A single-node KRaft broker a test owns: fixed ports and a log dir under ``workdir``,
+    formatted once, so ``stop`` then ``start`` brings back the same broker, topics,
+    committed offsets and all."""
+
+    workdir: Path
+    cache_dir: Path
+    timeout_s: float = 90.0
+    port: int = field(default_factory=free_port)
+    controller_port: int = field(default_factory=free_port)
+    process: subprocess.Popen[bytes] | None = None
+    _jvm: list[str] = field(default_factory=list)
+
+    @property
+    def address(self) -> str:
+        """``127.0.0.1:P``, the bootstrap address."""
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def url(self) -> str:
+        """``kafka://127.0.0.1:P``, for ``PROFITSTREAM_BROKER``."""
+        return f"kafka://{self.address}"
+
+    @property
+    def log_path(self) -> Path:
+        """The broker's own log (both runs append to it)."""
+        return self.workdir / "kafka.log"
+
+    @property
+    def properties(self) -> Path:
+        """Its ``server.properties``."""
+        return self.workdir / "server.properties"
+
+    def format(self) -> None:
+        """Write ``server.properties`` and format the log dir with a fresh cluster id."""
+        java = shutil.which("java")
+        if java is None:
+            raise ProfitstreamError(
+                "java is not on PATH; install a JDK 17: apt-get install openjdk-17-jre"
+            )
+        classpath = kafka_classpath(self.cache_dir)
+        self._jvm = [java, *HEAP, f"-Dlog4j.configuration=file:{LOG4J}", "-cp", classpath]
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.properties.write_text(
+            _server_properties(self.workdir, self.port, self.controller_port)
+        )
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        formatted = subprocess.run(
+            [*self._jvm, "kafka.tools.StorageTool", "format", "-t", cluster_id,
+             "-c", str(self.properties)],
+            capture_output=True, text=True, timeout=120, check=False,
+        )  # fmt: skip
+        if formatted.returncode != 0:
+            raise ProfitstreamError(f"kafka storage format failed: {formatted.stdout[-500:]}")
+
+    def start(self) -> None:
+        """Start it on its ports and log dir; wait until it answers a metadata request.
+
+        Call it from a thread that lives as long as the broker should: the broker gets
+        SIGKILL when the thread that spawned it ends (Linux's parent-death signal)."""
+        assert self._jvm, "format() first"
+        assert self.process is None, "already running"
+        self.process = spawn([*self._jvm, "kafka.Kafka", str(self.properties)], self.log_path,
+                             die_with_parent=True)  # fmt: skip
+        wait_until(
+            lambda: kafka_answers([self.address], KafkaSecurity()),
+            timeout_s=self.timeout_s,
+            what="Apache Kafka",
+            process=self.process,
+            log_path=self.log_path,
+        )
+
+    def stop(self, timeout_s: float = 60.0) -> int:
+        """SIGTERM (a clean shutdown, SIGKILL only after ``timeout_s``), wait for it to
+        exit; return its exit code."""
+        assert self.process is not None, "not running"
+        process, self.process = self.process, None
+        stop_pid(process.pid, timeout_s=timeout_s)
+        return process.wait()
+
+
+@contextmanager
+def own_apache_kafka(
+    workdir: Path, cache_dir: Path, timeout_s: float = 90.0
+) -> Iterator[OwnApacheKafka]:
+    """A started broker of the test's own (``stop``/``start`` it at will), stopped at the
+    end whatever happened."""
+    broker = OwnApacheKafka(workdir, cache_dir, timeout_s)
+    broker.format()
+    broker.start()
+    try:
+        yield broker
+    finally:
+        if broker.process is not None:
+            broker.stop(timeout_s=20)
