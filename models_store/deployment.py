@@ -62,6 +62,9 @@ MAX_AUDIT_BYTES = 64 * KIB  # a larger audit record names the command by digest
 INTERNAL_MESSAGE_CHARS = 300
 DEFAULT_MAX_AGE_S = 300.0
 DEFAULT_MAX_SKEW_S = 60.0
+# The rejection message of an ``erase_client`` for a client erased before: the CLI tells
+# an operator "already erased" by it.
+ALREADY_ERASED = "the client was erased before"
 
 
 class Rejection(StrEnum):
@@ -623,7 +626,7 @@ def _promote(
 
 def _erase(state: ControlState, args: EraseClientArgs, _: float) -> tuple[ControlState, str]:
     if args.client_id in state.erased:
-        raise _invalid("the client was erased before")
+        raise _invalid(ALREADY_ERASED)
     return replace(state, erased=state.erased | {args.client_id}), (
         f"client {client_digest(args.client_id)[:16]} erased"
     )

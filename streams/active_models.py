@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Literal
 
 from models_store.assignment import assign_arm
-from models_store.deployment import Deployment
+from models_store.deployment import Deployment, Outcome
 from models_store.registry import open_registry
 from models_store.scoring import Scorer
 from streams.control_log import ControlLog
@@ -79,6 +79,24 @@ class ActiveDeployment:
         return self.challenger if experiment is not None and experiment.mode == "shadow" else None
 
 
+@dataclass(frozen=True)
+class Erasure:
+    """An accepted ``erase_client`` command: where it is in the control log, and when."""
+
+    offset: int
+    record_time: float  # the record's broker timestamp, epoch seconds
+
+
+def erased_client(outcome: Outcome) -> str | None:
+    """The client an accepted ``erase_client`` command erased (None for anything else)."""
+    command = outcome.command or {}
+    args = command.get("args")
+    if not outcome.accepted or command.get("type") != "erase_client" or not isinstance(args, dict):
+        return None
+    client_id = args.get("client_id")
+    return client_id if isinstance(client_id, str) else None
+
+
 class ActiveModels:
     """Keeps ``current`` equal to the folded deployment, loading models as needed."""
 
@@ -96,11 +114,30 @@ class ActiveModels:
         self._loaded: dict[str, Scorer] = {}
         self.current: ActiveDeployment | None = None
         self.error: str | None = None
+        # Each erased client's command, read off the fold's outcomes up to this offset.
+        self._erasures: dict[str, Erasure] = {}
+        self._erasures_through = 0
 
     @property
     def erased(self) -> frozenset[str]:
         """Clients erased by the control log so far (never scored again)."""
         return self._control.state.erased
+
+    async def erasures(self) -> dict[str, Erasure]:
+        """Every client erased so far with its command's offset and time: the outcomes the
+        fold has made since the last call (it keeps every one), read in order. On return
+        it covers the same records as ``erased`` (no await in between)."""
+        while self._erasures_through < self._control.fold.next_offset:
+            offset = self._erasures_through
+            self._erasures_through += 1
+            try:
+                outcome = await self._control.outcome(offset)  # folded already: no wait
+            except KeyError:  # no record at this offset (a gap in the log)
+                continue
+            client_id = erased_client(outcome)
+            if client_id is not None:
+                self._erasures[client_id] = Erasure(outcome.offset, outcome.record_time)
+        return self._erasures
 
     @property
     def control_topic(self) -> str:

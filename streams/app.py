@@ -20,7 +20,7 @@ from streams.control_log import ControlLog
 from streams.control_seed import ControlSeed
 from streams.errors import ProfitstreamError
 from streams.experiment_monitor import ExperimentMonitor
-from streams.faust_logging import quiet_paused_inputs
+from streams.faust_logging import quiet_malformed_requests, quiet_paused_inputs
 from streams.feature_pipeline import FeaturePipeline
 from streams.gap_reader import GapReader
 from streams.health_reports import HealthReports
@@ -75,6 +75,7 @@ def create_app(
     loaded ``PROFITSTREAM_MODEL``) is the champion until the control log deploys another."""
     commit_guard.install()
     quiet_paused_inputs((settings.topics.activity, settings.topics.billing))
+    quiet_malformed_requests()
     session_timeout = settings.broker_session_timeout_s
     options: dict[str, Any] = {
         "broker": [f"kafka://{server}" for server in bootstrap],

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -20,8 +20,9 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from features.bounded_json import MIB, load_bounded
 from models_store.command_signing import Principal, issue, load_keyring
+from models_store.deployment import client_digest
 from streams.errors import ProfitstreamError
-from streams.key_partitions import key_partition
+from streams.key_partitions import key_partition, partition_count
 from streams.settings import Settings
 
 MAX_RECORD_BYTES = MIB  # what a producer may send at most by default
@@ -35,6 +36,7 @@ class Published:
     command: dict[str, Any]
     offset: int
     audit: dict[str, Any] | None
+    trail_end: int = 0  # the audit trail's end offset before the command was published
 
 
 def signing_principal(settings: Settings) -> Principal:
@@ -171,6 +173,13 @@ async def publish(
     """Sign and publish one command; wait up to ``wait_s`` for its audit record."""
     principal = signing_principal(settings)
     topics = settings.topics
+    if await partition_count({"bootstrap_servers": bootstrap, **options}, topics.control) is None:
+        # Producing would fail with a traceback, or (auto-creation) create the control log
+        # with the broker's retention instead of kept forever.
+        raise ProfitstreamError(
+            f"topic {topics.control} does not exist: no worker has run on this broker yet "
+            "(a worker creates its topics); start one with `profitstream worker`"
+        )
     trail = await read_topic(bootstrap, options, topics.audit)
     state = current_state(audit_records(trail))
     command = issue(kind, args, principal, issued_at=datetime.now(UTC),
@@ -184,21 +193,92 @@ async def publish(
     finally:
         await producer.stop()
     after = trail[-1][0] + 1 if trail else 0
-    audit = await _audit_of(bootstrap, options, topics.audit, command["command_id"], after,
-                            wait_s)  # fmt: skip
-    return Published(command, int(sent.offset), audit)
+    command_id = command["command_id"]
+    found = await _follow_trail(
+        bootstrap, options, topics.audit, after, wait_s,
+        lambda r: r.get("kind") == "command" and r.get("command_id") == command_id,
+    )  # fmt: skip
+    return Published(command, int(sent.offset), found[-1] if found else None, after)
 
 
-async def _audit_of(
+def erasure_command(records: list[dict[str, Any]], client_id: str) -> dict[str, Any] | None:
+    """The audit record of the accepted ``erase_client`` of ``client_id``, if any."""
+    digest = client_digest(client_id)
+    for record in records:
+        args = record.get("args")
+        if (
+            record.get("kind") == "command"
+            and record.get("type") == "erase_client"
+            and record.get("outcome") == "accepted"
+            and isinstance(args, dict)
+            and args.get("client_sha256") == digest
+        ):
+            return record
+    return None
+
+
+async def erasure_reports(
     bootstrap: list[str],
     options: dict[str, Any],
     topic: str,
-    command_id: str,
+    control_offset: int,
     after: int,
     wait_s: float,
-) -> dict[str, Any] | None:
-    """The command's audit record: the trail followed from offset ``after`` for ``wait_s``."""
+) -> list[dict[str, Any]]:
+    """The ``erasure`` records of the command at ``control_offset``, followed from audit
+    offset ``after`` until together they cover every table partition, for at most
+    ``wait_s``."""
+    return await _follow_trail(
+        bootstrap, options, topic, after, wait_s,
+        lambda r: r.get("kind") == "erasure" and r.get("offset") == control_offset,
+        done=lambda found: not unswept(found),
+    )  # fmt: skip
+
+
+def unswept(records: list[dict[str, Any]]) -> list[int] | None:
+    """The table partitions no ``erasure`` record of one command says it cleared (None:
+    no record yet, so the partition count is unknown)."""
+    if not records:
+        return None
+    total = max(int(r.get("table_partitions") or 0) for r in records)
+    swept = {p for r in records for p in r.get("swept") or [] if isinstance(p, int)}
+    return [p for p in range(total) if p not in swept]
+
+
+def erasure_summary(records: list[dict[str, Any]]) -> str | None:
+    """What the ``erasure`` records of one command say was erased, for people (None:
+    nothing was found anywhere)."""
+    parts = []
+    for record in records:
+        if not record.get("found"):
+            continue
+        cleared = [
+            f"table partition {row['partition']} (changelog tombstone at offset "
+            f"{row['changelog_offset']}, acknowledged)"
+            for row in record.get("table", [])
+        ]
+        if record.get("redis_deleted"):
+            cleared.append(f"Redis hash deleted ({record['redis_deleted']})")
+        tombstone = record.get("predictions_tombstone") or {}
+        cleared.append(f"predictions tombstone sent (partition {tombstone.get('partition')}, "
+                       f"offset {tombstone.get('offset')})")  # fmt: skip
+        parts.append(f"{', '.join(cleared)} by {record.get('worker')}")
+    return "; ".join(parts) or None
+
+
+async def _follow_trail(
+    bootstrap: list[str],
+    options: dict[str, Any],
+    topic: str,
+    after: int,
+    wait_s: float,
+    wanted: Callable[[dict[str, Any]], bool],
+    done: Callable[[list[dict[str, Any]]], bool] = bool,
+) -> list[dict[str, Any]]:
+    """The ``wanted`` records of the trail from offset ``after``, followed until those
+    found are ``done`` (by default: one) or ``wait_s`` passed."""
     deadline = time.monotonic() + wait_s
+    found: list[dict[str, Any]] = []
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
                                 **options)  # fmt: skip
     await consumer.start()
@@ -206,7 +286,7 @@ async def _audit_of(
         # No worker may have created the trail yet.
         while topic not in await consumer.topics():
             if time.monotonic() >= deadline:
-                return None
+                return found
             await asyncio.sleep(0.5)
         tp = TopicPartition(topic, 0)
         consumer.assign([tp])
@@ -214,8 +294,10 @@ async def _audit_of(
         while (left := deadline - time.monotonic()) > 0:
             fetched = await consumer.getmany(tp, timeout_ms=max(1, int(min(left, 0.5) * 1000)))
             for record in json_objects(m.value or b"" for m in fetched.get(tp, [])):
-                if record.get("kind") == "command" and record.get("command_id") == command_id:
-                    return record
-        return None
+                if wanted(record):
+                    found.append(record)
+                    if done(found):
+                        return found
+        return found
     finally:
         await consumer.stop()

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -26,6 +27,7 @@ from streams.cli_common import make_console, parse_instant, print_json
 from streams.errors import ProfitstreamError
 
 if TYPE_CHECKING:
+    from streams.control_client import Published
     from streams.settings import Settings
 
 out = make_console()
@@ -164,16 +166,7 @@ def publish_command(
 
     settings, bootstrap, options = _connection(ctx)
     published = asyncio.run(publish(settings, bootstrap, options, kind, args, key, wait_s))
-    command_id = published.command["command_id"]
-    audit = published.audit
-    if audit is None:
-        err.print(
-            f"published {kind} {command_id} at control offset {published.offset}; no worker "
-            f"audited it within {wait_s:.0f}s: is a worker running? `profitstream audit` "
-            "shows it once one has",
-            highlight=False,
-        )
-        raise typer.Exit(2)
+    audit = _audited(published, kind, wait_s)
     if audit["outcome"] != "accepted":
         reason, message = escape(str(audit["reason"])), escape(str(audit["message"]))
         err.print(f"[bold red]rejected[/] ({reason}): {message}", highlight=False)
@@ -184,6 +177,18 @@ def publish_command(
         f"{after['revision']}, champion {after['champion']})",
         highlight=False,
     )
+
+
+def _audited(published: Published, kind: str, wait_s: float) -> dict[str, Any]:
+    """The published command's audit record; a one-line error (exit 2: no worker answered)
+    without one."""
+    if published.audit is None:
+        raise ProfitstreamError(
+            f"published {kind} {published.command['command_id']} at control offset "
+            f"{published.offset}; no worker audited it within {wait_s:.0f}s: is a worker "
+            "running? `profitstream audit` shows it once one has"
+        )
+    return published.audit
 
 
 @experiment_cli.command("start")
@@ -446,8 +451,75 @@ def erase_client(
     client_id: Annotated[str, typer.Argument(help="the client to forget")],
     wait: WaitOption = 30,
 ) -> None:
-    """Erase a client: its state (table, changelog, Redis) goes, it is never scored again."""
-    publish_command(ctx, "erase_client", {"client_id": client_id}, "erase", wait)
+    """Erase a client: its state (table, changelog, Redis) and its latest prediction (a
+    tombstone) go, it is never scored again. Waits until the workers have reported every
+    table partition cleared, then says what was erased."""
+    from models_store.deployment import ALREADY_ERASED
+    from streams.control_client import audit_records, erasure_command, publish, read_topic
+
+    started = time.monotonic()
+    settings, bootstrap, options = _connection(ctx)
+    trail = audit_records(asyncio.run(read_topic(bootstrap, options, settings.topics.audit)))
+    earlier = erasure_command(trail, client_id)
+    if earlier is not None:  # nothing sent: a second command would only be rejected
+        _say(f"already erased: {client_id} at {earlier['record_time']} (control offset "
+             f"{earlier['offset']}); nothing to do")  # fmt: skip
+        return
+    args = {"client_id": client_id}
+    published = asyncio.run(
+        publish(settings, bootstrap, options, "erase_client", args, "erase", wait)
+    )
+    audit = _audited(published, "erase_client", wait)
+    if audit["outcome"] != "accepted":
+        if audit["reason"] == "invalid" and audit["message"] == ALREADY_ERASED:
+            _say(f"already erased: {client_id} (control offset {published.offset} changed "
+                 "nothing)")  # fmt: skip
+            return
+        reason, message = escape(str(audit["reason"])), escape(str(audit["message"]))
+        err.print(f"[bold red]rejected[/] ({reason}): {message}", highlight=False)
+        raise typer.Exit(1)
+    left = max(0.0, wait - (time.monotonic() - started))
+    _say(_erasure_reported(settings, bootstrap, options, client_id, published, left, wait))
+
+
+def _say(text: str) -> None:
+    """One line on stdout, as is (no markup, no wrapping: scripts read it too)."""
+    out.print(escape(text), highlight=False, soft_wrap=True)
+
+
+def _erasure_reported(
+    settings: Settings,
+    bootstrap: list[str],
+    options: dict[str, Any],
+    client_id: str,
+    published: Published,
+    left_s: float,
+    wait_s: float,
+) -> str:
+    """What the workers' ``erasure`` records of the command say, once they cover every
+    table partition; a one-line error when they do not within ``left_s``."""
+    from streams.control_client import erasure_reports, erasure_summary, unswept
+
+    audit_topic = settings.topics.audit
+    reports = asyncio.run(erasure_reports(bootstrap, options, audit_topic, published.offset,
+                                          published.trail_end, left_s))  # fmt: skip
+    missing = unswept(reports)
+    if missing is None or missing:
+        which = "no worker reported it" if missing is None else \
+            f"no worker reported table partition(s) {', '.join(map(str, missing))}"  # fmt: skip
+        raise ProfitstreamError(
+            f"erase_client of {client_id} accepted at control offset {published.offset}, but "
+            f"{which} within {wait_s:.0f}s: are the workers running? `profitstream audit` "
+            "shows the erasure records as they come"
+        )
+    erased = erasure_summary(reports)
+    if erased is None:
+        workers = ", ".join(sorted({str(r["worker"]) for r in reports}))
+        return (f"nothing to erase: no worker held {client_id} (control offset "
+                f"{published.offset}, every table partition answered by {workers}); its "
+                "future events will be dropped")  # fmt: skip
+    return (f"erased {client_id} (control offset {published.offset}): {erased}; its future "
+            "events will be dropped")  # fmt: skip
 
 
 @control_cli.command("keygen")
@@ -518,7 +590,9 @@ def audit(
 
 
 def _audit_table(shown: list[dict[str, Any]], total: int) -> Table:
-    """The trail for people: one row per command or model switch."""
+    """The trail for people: one row per command, model switch or erasure."""
+    from streams.control_client import erasure_summary
+
     table = Table(title=f"audit trail ({total} records, last {len(shown)})")
     for column in ("time", "what", "who", "outcome", "detail"):
         table.add_column(column, overflow="fold")
@@ -531,6 +605,14 @@ def _audit_table(shown: list[dict[str, Any]], total: int) -> Table:
                 "[green]accepted[/]" if record["outcome"] == "accepted"
                 else f"[red]rejected: {escape(str(record['reason']))}[/]",
                 escape(str(record["message"])),
+            )  # fmt: skip
+        elif record.get("kind") == "erasure":
+            table.add_row(
+                str(record.get("at"))[:19], "erasure", str(record.get("worker")),
+                "erased" if record.get("found") else "nothing found",
+                escape(f"control offset {record.get('offset')}: client sha256 "
+                       f"{str(record.get('client_sha256'))[:16]}..., "
+                       f"{erasure_summary([record]) or 'no state held'}"),
             )  # fmt: skip
         else:
             parts = ", ".join(f"{p['topic']}/{p['partition']}@{p['from_offset']}"

@@ -1,4 +1,6 @@
-"""Faust's livelock detector, kept quiet about the input partitions it is not meant to watch.
+"""Log noise that tells an operator nothing, kept out of the ERROR level.
+
+Faust's livelock detector is kept quiet about the input partitions it is not meant to watch.
 
 Every ``commit_interval × 2.5`` seconds Faust's consumer checks that each assigned
 partition is fetched, processed by its stream and committed (``verify_event_path`` in
@@ -14,6 +16,10 @@ No setting narrows the check: ``stream_processing_timeout`` and
 audit agent included, where a stuck stream is worth an ERROR. So a filter on the logger
 of that one Faust module drops the stream and commit reports for the input topics only.
 Its reports on fetching (the broker not answering) still come through for every topic.
+
+aiohttp logs every malformed HTTP request (bad request line, header, chunking) as an ERROR
+with a traceback, though it already answered 400 before any view ran: anyone who can reach
+the port could fill the log. Those become one WARNING line without the traceback.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 
+from aiohttp.http_exceptions import HttpProcessingError
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
 # The reports about a partition's stream and commits (not about fetching from the broker).
@@ -67,3 +74,23 @@ def quiet_paused_inputs(inputs: Iterable[str]) -> None:
     for installed in [f for f in logger.filters if isinstance(f, PausedInputReports)]:
         logger.removeFilter(installed)
     logger.addFilter(PausedInputReports(inputs))
+
+
+class MalformedRequests(logging.Filter):
+    """Turns aiohttp's ERROR-with-traceback about a malformed request into one WARNING."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Keep every record; demote the ones about a request aiohttp refused with 400."""
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, HttpProcessingError) and record.levelno >= logging.ERROR:
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+            record.msg = f"malformed HTTP request refused with {exc.code}: {exc.message}"
+            record.args, record.exc_info, record.exc_text = (), None, None
+        return True
+
+
+def quiet_malformed_requests() -> None:
+    """Install the filter on aiohttp's server logger (once)."""
+    logger = logging.getLogger("aiohttp.server")
+    if not any(isinstance(f, MalformedRequests) for f in logger.filters):
+        logger.addFilter(MalformedRequests())

@@ -33,6 +33,7 @@ from features.events import EventStream, InvalidEventError, parse_event
 from features.online_store import OnlineStore
 from features.serving import online_fields
 from features.state import ClientState, Outcome, apply_event, compact, record_offset
+from models_store.deployment import client_digest
 from models_store.labels import margin_parts
 from models_store.outcomes import (
     PERSISTENCE_INDEX,
@@ -40,7 +41,7 @@ from models_store.outcomes import (
     close_horizons,
     track,
 )
-from streams.active_models import ActiveDeployment, ActiveModels
+from streams.active_models import ActiveDeployment, ActiveModels, Erasure
 from streams.client_table import (
     delete_client,
     load_deployment,
@@ -116,6 +117,45 @@ class _Batch:
     dead: list[tuple[SourceRecord, str, str]] = field(default_factory=list)
     consumed: Counter[str] = field(default_factory=Counter)
     outcomes: Counter[str] = field(default_factory=Counter)
+
+
+def erasure_record(
+    client_id: str,
+    erasure: Erasure | None,
+    swept: list[int],
+    table: list[RecordMetadata],
+    redis_deleted: int,
+    tombstone: RecordMetadata,
+    worker: str,
+    table_partitions: int,
+    now: datetime,
+) -> dict[str, Any]:
+    """The audit record of what one worker erased of one client (named by digest only):
+    the table partitions it cleared (``swept``, of ``table_partitions``), the rows it
+    deleted there (their acknowledged changelog tombstones), the Redis hashes, the
+    predictions-topic tombstone. The erasure is complete once the records of a command
+    together cover every table partition."""
+    return {
+        "schema_version": 1,
+        "kind": "erasure",
+        "offset": None if erasure is None else erasure.offset,  # of the erase_client command
+        "client_sha256": client_digest(client_id),
+        "worker": worker,
+        "at": now.isoformat(),
+        "found": bool(table),
+        "swept": swept,
+        "table_partitions": table_partitions,
+        "table": [{"partition": m.partition, "changelog_offset": m.offset} for m in table],
+        "redis_deleted": redis_deleted,
+        "predictions_tombstone": {"partition": tombstone.partition, "offset": tombstone.offset},
+    }
+
+
+def recent(erasure: Erasure | None, now_s: float, window_s: float) -> bool:
+    """Whether an erasure is recent enough to report even when nothing was found (its
+    issuer may be waiting for every partition's answer); older ones are reported only
+    when found, so a restart or a rebalance does not report the whole log again."""
+    return erasure is not None and now_s - erasure.record_time <= window_s
 
 
 class FeaturePipeline:
@@ -204,7 +244,10 @@ class FeaturePipeline:
             if not self._progress.knows(partition_key(topic, partition)):
                 beginning = await self._gaps.beginning(topic, partition)
                 self.resume_partition(topic, partition, beginning)
-        await self._erase(batch)
+        if self.erasure_due():
+            await self.erase()
+        # After the erase step: every client it cleared is in here, and its events dropped.
+        batch.erased = self._models.erased
         seen = [self._revisions.get(partition_key(*tp)) for tp in partitions]
         newest = max((revision for revision in seen if revision is not None), default=-1)
         batch.active = await self._deployment_at_least(newest)
@@ -224,27 +267,69 @@ class FeaturePipeline:
             batch.pending.append(await self._topics.audit.send(value=self._switch_record(
                 batch.active, switched, batch.now)))  # fmt: skip
 
-    async def _erase(self, batch: _Batch) -> None:
-        """Clear erased clients from every tracked partition not cleared of them yet (their
-        state goes with a changelog tombstone), and from Redis; their events are dropped."""
-        batch.erased = erased = self._models.erased
-        if not erased:
-            return
+    def erasure_due(self) -> bool:
+        """Whether the control log erased a client that a tracked partition is not cleared of
+        yet (the erased set only grows, so comparing sizes is enough)."""
+        erased = len(self._models.erased)
+        return any(len(swept) != erased for swept in self._swept.values())
+
+    async def erase(self) -> None:
+        """The erase step: clear erased clients from every tracked partition not cleared of
+        them yet (the state goes with a changelog tombstone; later events are dropped).
+
+        For each client it found, or whose erasure is recent, the worker also deletes the
+        Redis hash (when found), sends a tombstone to the predictions topic, and reports which
+        partitions it cleared with an ``erasure`` record on the audit topic, once the
+        broker and Redis have acknowledged every step. Run between two batches (the
+        reader's lock), so no batch writes the client meanwhile.
+        """
+        erasures = await self._models.erasures()
+        erased = self._models.erased  # no await since: the same records as ``erasures``
+        swept_now: dict[str, set[int]] = {}
+        deleted: dict[str, list[Awaitable[RecordMetadata]]] = {}
         for key, swept in self._swept.items():
-            if swept == erased:
+            if len(swept) == len(erased):
                 continue
             topic, _, number = key.rpartition(":")
             for client_id in erased - swept:
-                deleted = delete_client(self._states, client_id, topic, int(number))
+                swept_now.setdefault(client_id, set()).add(int(number))
+                sent = delete_client(self._states, client_id, topic, int(number))
                 self._cache.discard(client_id)
-                if deleted is not None:
-                    batch.pending.append(deleted)
+                if sent is not None:
+                    deleted.setdefault(client_id, []).append(sent)
                     CLIENTS_ERASED.inc()
                     log.info("erased a client's state from %s", key)
+        window = self._settings.control_max_age_s
+        for client_id, partitions in swept_now.items():
+            table = list(await asyncio.gather(*deleted.get(client_id, [])))
+            erasure = erasures.get(client_id)
+            if table or recent(erasure, time.time(), window):
+                await self._report(client_id, erasure, sorted(partitions), table)
+        for key in self._swept:
             self._swept[key] = erased
         if erased != self._erased_in_redis:
+            # Hashes of clients erased before this worker started (or took a partition over).
             await self._store.delete_many(erased - self._erased_in_redis)
             self._erased_in_redis = erased
+
+    async def _report(
+        self, client_id: str, erasure: Erasure | None, swept: list[int], table: list[RecordMetadata]
+    ) -> None:
+        """Delete the client's Redis hash (if this worker held its state, so wrote the hash),
+        send its predictions-topic tombstone (so a compacted predictions topic forgets it),
+        then write the ``erasure`` audit record."""
+        # The others' DEL would race the holder's for the count; any hash left (a holder
+        # that died between its steps) goes with the hashes of every erased client below.
+        redis_deleted = await self._store.delete_many([client_id]) if table else 0
+        tombstone = await (await self._topics.predictions.send(key=client_id.encode(),
+                                                               value=None))  # fmt: skip
+        record = erasure_record(client_id, erasure, swept, table, redis_deleted, tombstone,
+                                self.worker_id, self._settings.topic_partitions,
+                                datetime.now(UTC))  # fmt: skip
+        await (await self._topics.audit.send(value=json.dumps(record).encode()))
+        log.info("erasure of control offset %s reported: %s in partitions %s",
+                 record["offset"], "found" if record["found"] else "nothing found",
+                 swept)  # fmt: skip
 
     async def _deployment_at_least(self, revision: int) -> ActiveDeployment:
         """The current deployment, once it is at least ``revision`` (the newest a partition

@@ -95,6 +95,11 @@ class InputReader:
                 held = self._hold_reason()
                 if held is not None:
                     self._health.hold(held)
+                    if self._may_erase() and self._pipeline.erasure_due():
+                        # A deployment still loading (or failing to) holds the input, not
+                        # an erasure.
+                        async with self._busy:
+                            await self._pipeline.erase()
                     await asyncio.sleep(0.05)
                     continue
                 async with self._busy:
@@ -116,6 +121,11 @@ class InputReader:
             return self._models.waiting_for() or "the deployment"
         return None
 
+    def _may_erase(self) -> bool:
+        """Whether the tracked partitions are this worker's to change (no rebalance, no
+        recovery under way)."""
+        return not self._revoked and recovery_waiting(self._app) is None
+
     async def _process_one_batch(self, consumer: AIOKafkaConsumer) -> None:
         await self._sync_assignment(consumer)
         if not self._assigned:
@@ -128,6 +138,10 @@ class InputReader:
             await self._mirror.rebuild(stop=lambda: self._revoked)
             return
         self._health.release()
+        if self._pipeline.erasure_due():
+            # Without waiting for input: an erasure completes on its own, between two
+            # batches, at most a fetch wait (PROFITSTREAM_BATCH_WITHIN_S) after it is folded.
+            await self._pipeline.erase()
         fetched = await consumer.getmany(
             timeout_ms=int(self._settings.batch_within_s * 1000),
             max_records=self._settings.batch_max_events,

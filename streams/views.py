@@ -2,14 +2,16 @@
 predictions, what-if scoring and the deployed model.
 
 When ``PROFITSTREAM_API_TOKEN`` is set, every view but /health, /ready and /metrics wants
-``Authorization: Bearer <token>`` (401 otherwise).
+``Authorization: Bearer <token>`` (401 otherwise, with the reason).
+
+What a request brings (path, query, headers, body) is checked by ``streams.http_input``
+before anything uses it: hostile input gets a 4xx with a reason, never a 500.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
-import hmac
 import json
 import math
 import time
@@ -24,11 +26,19 @@ from faust.web import Request, Response, View
 from prometheus_client import generate_latest
 from redis.exceptions import RedisError
 
-from features.definitions import FEATURE_NAMES, feature_dict
+from features.definitions import feature_dict
 from features.online_store import OnlineStore
 from models_store.scoring import Scorer
 from streams.active_models import ActiveDeployment, ActiveModels
 from streams.client_table import read_state
+from streams.http_input import (
+    bearer_error,
+    body_size_error,
+    client_id_error,
+    declared_size,
+    parse_as_of,
+    read_what_if,
+)
 from streams.metrics import publish_health
 from streams.readiness import waiting_for
 from streams.worker_health import WorkerHealth
@@ -38,46 +48,15 @@ Handler = Callable[..., Awaitable[Response]]
 PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4"
 
 
-def parse_as_of(raw: str) -> float:
-    """``as_of`` from a query string: ISO-8601 with an offset, or epoch seconds."""
-    try:
-        return float(raw)
-    except ValueError:
-        pass
-    moment = datetime.fromisoformat(raw.replace("Z", "+00:00"))
-    if moment.tzinfo is None:
-        raise ValueError("needs a UTC offset, e.g. 2025-01-31T00:00:00Z")
-    return moment.timestamp()
-
-
 def _unprocessable(web: View, field: str, message: str) -> Response:
     return web.json({"detail": [{"loc": ["query", field], "msg": message}]}, status=422)
 
 
-def check_feature_vector(body: object) -> tuple[list[float], list[dict[str, Any]]]:
-    """The feature vector of a what-if request ``{"features": {name: number|null}}``, or the
-    field errors: missing, unknown, not a number, infinite."""
-    if not isinstance(body, dict) or not isinstance(body.get("features"), dict):
-        return [], [{"loc": ["body", "features"], "msg": "an object of feature: number"}]
-    given: dict[str, Any] = body["features"]
-    errors = [{"loc": ["body", "features", name], "msg": "missing"}
-              for name in FEATURE_NAMES if name not in given]  # fmt: skip
-    errors += [{"loc": ["body", "features", name], "msg": "not a feature of this model"}
-               for name in given if name not in FEATURE_NAMES]  # fmt: skip
-    vector = []
-    for name in FEATURE_NAMES:
-        value = given.get(name)
-        if value is None:
-            vector.append(math.nan)  # undefined, as the stream has it
-        elif isinstance(value, bool) or not isinstance(value, int | float):
-            errors.append({"loc": ["body", "features", name], "msg": "must be a number or null"})
-        elif not math.isfinite(value):
-            errors.append({"loc": ["body", "features", name], "msg": "must be finite"})
-        else:
-            vector.append(float(value))
-    extra = sorted(set(body) - {"features", "client_id"})
-    errors += [{"loc": ["body", name], "msg": "unknown field"} for name in extra]
-    return vector, errors
+def _bad_client_id(web: View, client_id: str) -> Response | None:
+    reason = client_id_error(client_id)
+    if reason is None:
+        return None
+    return web.json({"detail": [{"loc": ["path", "client_id"], "msg": reason}]}, status=422)
 
 
 def _card_summary(scorer: Scorer) -> dict[str, Any]:
@@ -109,13 +88,16 @@ def register_views(
     """Attach ``/health``, ``/ready``, ``/metrics``, ``/clients/{id}/features``,
     ``/clients/{id}/prediction``, ``POST /predict`` and ``/models``."""
 
+    # surrogateescape: os.environ may hand undecodable bytes over (never matched then).
+    expected = None if token is None else f"Bearer {token}".encode("utf-8", "surrogateescape")
+
     def guarded(handler: Handler) -> Handler:
         @functools.wraps(handler)
         async def check(web: View, request: Request, **kwargs: Any) -> Response:
-            if token is not None:
-                given = request.headers.get("Authorization", "")
-                if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
-                    return web.json({"detail": "missing or wrong bearer token"}, status=401)
+            if expected is not None:
+                reason = bearer_error(request.headers.get("Authorization"), expected)
+                if reason is not None:
+                    return web.json({"detail": reason}, status=401)
             return await handler(web, request, **kwargs)
 
         return check
@@ -166,6 +148,8 @@ def register_views(
     @app.page("/clients/{client_id}/prediction")
     @guarded
     async def client_prediction(web: View, request: Request, client_id: str) -> Response:
+        if (bad := _bad_client_id(web, client_id)) is not None:
+            return bad
         if health.redis_error is not None:
             return web.json({"detail": f"redis unreachable: {health.redis_error}"}, status=503)
         try:
@@ -187,18 +171,20 @@ def register_views(
         if scorer is None:
             detail = "no model deployed: set PROFITSTREAM_MODEL or deploy one"
             return web.json({"detail": detail}, status=503)
-        try:
-            body = await request.json()
-        except ValueError:
-            return web.json({"detail": [{"loc": ["body"], "msg": "not JSON"}]}, status=422)
-        vector, errors = check_feature_vector(body)
-        if errors:
-            return web.json({"detail": errors}, status=422)
+        # Refused unread when announced too large; aiohttp caps a chunked body at 1 MiB.
+        too_large = body_size_error(declared_size(request.headers.get("Content-Length")))
+        raw = b"" if too_large else await request.read()
+        too_large = too_large or body_size_error(len(raw))
+        if too_large is not None:
+            return web.json({"detail": [{"loc": ["body"], "msg": too_large}]}, status=413)
+        what_if = read_what_if(raw)
+        if isinstance(what_if, list):
+            return web.json({"detail": what_if}, status=422)
         loop = asyncio.get_running_loop()
-        row = np.array([vector], dtype=np.float64)
+        row = np.array([what_if.vector], dtype=np.float64)
         score = (await loop.run_in_executor(None, scorer.score, row))[0]
         return web.json({
-            "client_id": body.get("client_id"),
+            "client_id": what_if.client_id,
             "predicted_margin": score.margin,
             "interval": {"lower": score.lower, "upper": score.upper, "level": score.level},
             "risk_tier": score.tier,
@@ -216,6 +202,8 @@ def register_views(
     @app.page("/clients/{client_id}/features")
     @guarded
     async def client_features(web: View, request: Request, client_id: str) -> Response:
+        if (bad := _bad_client_id(web, client_id)) is not None:
+            return bad
         state = read_state(states, client_id)
         if state is None or state.watermark is None:
             return web.json({"detail": f"unknown client {client_id!r}"}, status=404)

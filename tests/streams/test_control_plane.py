@@ -4,8 +4,11 @@
   prediction names the deployment its partition had switched to at its triggering
   event's offset (``model_switch`` audit records), no event is scored twice, none lost.
 - Every kind of rejected command lands in the audit trail and the DLQ with its reason.
-- ``erase_client`` leaves no trace in the table, the changelog's compacted view, Redis or
-  later predictions.
+- ``erase_client`` completes without a further event: the CLI waits for the worker's
+  ``erasure`` report and names what was erased; the client leaves no trace in the table,
+  the changelog's compacted view, Redis or the predictions topic (a tombstone), and is
+  never scored again; an unknown client is "nothing to erase", a second erasure "already
+  erased".
 """
 
 from __future__ import annotations
@@ -23,9 +26,11 @@ import redis
 from features.simulator import SimulatedMessage
 from models_store.command_signing import Principal, issue, load_keyring, new_key, sign
 from models_store.commands import Role
+from models_store.deployment import client_digest
 from models_store.prediction import Prediction
 from streams.audit_lookup import model_at
 from streams.stack.processes import free_port, wait_until
+from tests.services.cli import assert_one_line_error, run_cli
 from tests.services.control_plane import (
     V1,
     V2,
@@ -53,11 +58,16 @@ def _positions(
     return positions
 
 
-def _predictions(bootstrap: str, unique: str, worker_metric: float) -> list[Prediction]:
-    records = consume(bootstrap, f"{unique}-predictions", int(worker_metric), timeout_s=60)
-    assert len(records) == int(worker_metric)
+def _predictions(
+    bootstrap: str, unique: str, worker_metric: float, tombstones: int = 0
+) -> list[Prediction]:
+    """The predictions on the topic (``tombstones`` erasure tombstones beside them)."""
+    expected = int(worker_metric) + tombstones
+    records = consume(bootstrap, f"{unique}-predictions", expected, timeout_s=60)
+    assert len(records) == expected
+    assert sum(r.value is None for r in records) == tombstones
     ordered = sorted(records, key=lambda r: (r.partition, r.offset))
-    return [Prediction.model_validate_json(r.value or b"") for r in ordered]
+    return [Prediction.model_validate_json(r.value) for r in ordered if r.value is not None]
 
 
 class SlowProducer(threading.Thread):
@@ -128,7 +138,17 @@ def test_deploy_and_rollback_switch_two_workers_at_recorded_offsets(
             sum(metric(w, "profitstream_predictions_emitted_total").values()) for w in workers
         )
         read = [sum(metric(w, "profitstream_events_consumed_total").values()) for w in workers]
-    assert all(count > 0 for count in read), f"one worker read nothing: {read}"
+        assert all(count > 0 for count in read), f"one worker read nothing: {read}"
+        # An erasure with two workers: done once both answered, each for its partitions.
+        victim = messages[0].key.decode()
+        erased = run_cli("clients", "erase", victim, env=env)
+        assert erased.returncode == 0, erased
+        assert erased.stdout.startswith(f"erased {victim}"), erased.stdout
+    reports = [r for r in audit(env, kafka_bootstrap) if r["kind"] == "erasure"]
+    assert len({r["worker"] for r in reports}) == 2
+    partitions = int(env["PROFITSTREAM_TOPIC_PARTITIONS"])
+    assert sorted(p for r in reports for p in r["swept"]) == list(range(partitions))
+    assert [len(r["table"]) for r in reports if r["found"]] == [1]
 
     records = audit(env, kafka_bootstrap)
     switches: dict[tuple[str, int], list[tuple[int, int, str]]] = defaultdict(list)
@@ -145,7 +165,7 @@ def test_deploy_and_rollback_switch_two_workers_at_recorded_offsets(
         assert len({revision for _, revision, _ in history}) == len(history)
 
     positions = _positions(kafka_bootstrap, unique, counts)
-    predictions = _predictions(kafka_bootstrap, unique, emitted)
+    predictions = _predictions(kafka_bootstrap, unique, emitted, tombstones=len(reports))
     versions: Counter[str] = Counter()
     for prediction in predictions:
         assert prediction.event_id is not None
@@ -252,6 +272,8 @@ def test_an_erased_client_leaves_no_trace(
     worker_env: dict[str, str], kafka_bootstrap: str, redis_url: str, unique: str,
     control_registry: Path, control_keys: Path,
 ) -> None:  # fmt: skip
+    """No event follows the command: the erasure completes on its own, and the CLI says
+    what was erased once it has; unknown and already erased clients succeed too."""
     env = control_env(worker_env, control_registry, control_keys, PROFITSTREAM_PREDICTION_DELTA="0")
     messages = simulated_log(30, 8, malformed=0, duplicate=0, late=0, seed=4)
     half = len(messages) // 2
@@ -264,9 +286,56 @@ def test_an_erased_client_leaves_no_trace(
         with redis.Redis.from_url(redis_url) as client:
             assert client.exists(store_key)
         assert worker.get(f"/clients/{victim}/features")[0] == 200
-        erased = command(env, kafka_bootstrap, "erase_client", client_id=victim)
-        assert erased["outcome"] == "accepted"
-        assert victim not in json.dumps(erased)
+        assert worker.get(f"/clients/{victim}/prediction")[0] == 200
+        emitted_before = sum(metric(worker, "profitstream_predictions_emitted_total").values())
+
+        started = time.monotonic()
+        erased = run_cli("clients", "erase", victim, env=env)
+        cli_s = time.monotonic() - started
+        assert erased.returncode == 0, erased
+        # Gone from every store the moment the CLI says so, with no event since.
+        assert worker.get(f"/clients/{victim}/features")[0] == 404
+        assert worker.get(f"/clients/{victim}/prediction")[0] == 404
+        with redis.Redis.from_url(redis_url) as client:
+            assert not client.exists(store_key)
+        said = " ".join(erased.stdout.split())
+        assert said.startswith(f"erased {victim} (control offset"), said
+        for named in ("table partition", "changelog tombstone", "Redis hash deleted (1)",
+                      "predictions tombstone sent"):  # fmt: skip
+            assert named in said, said
+
+        unknown = run_cli("clients", "erase", "nobody-at-all", env=env)
+        assert unknown.returncode == 0, unknown
+        assert "nothing to erase" in unknown.stdout, unknown.stdout
+        again = run_cli("clients", "erase", victim, env=env)
+        assert again.returncode == 0, again
+        assert "already erased" in again.stdout, again.stdout
+
+        trail = audit(env, kafka_bootstrap)
+        command_record = next(r for r in trail if r["kind"] == "command"
+                              and r["type"] == "erase_client" and r["outcome"] == "accepted"
+                              and r["args"]["client_sha256"] == client_digest(victim))  # fmt: skip
+        report = next(r for r in trail if r["kind"] == "erasure"
+                      and r["offset"] == command_record["offset"])  # fmt: skip
+        assert victim not in json.dumps(command_record) + json.dumps(report)
+        assert report["client_sha256"] == client_digest(victim)
+        every = list(range(int(env["PROFITSTREAM_TOPIC_PARTITIONS"])))
+        assert (report["found"], report["swept"], report["redis_deleted"]) == (True, every, 1)
+        assert len(report["table"]) == 1  # the partition its events came in
+        nobody = [r for r in trail if r["kind"] == "erasure"
+                  and r["client_sha256"] == client_digest("nobody-at-all")]  # fmt: skip
+        assert [(r["found"], r["swept"], r["table"]) for r in nobody] == [(False, every, [])]
+        erased_at = datetime.fromisoformat(command_record["record_time"])
+        seconds = (datetime.fromisoformat(report["at"]) - erased_at).total_seconds()
+        print(f"erasure: command stored -> erased in every store {seconds:.2f}s; "
+              f"CLI process {cli_s:.1f}s")  # fmt: skip
+        print("".join(run.stdout for run in (erased, unknown, again)))
+        assert seconds < 10, "the erasure waited for something"
+        # Nothing was scored meanwhile: the erasure needed no event.
+        assert sum(metric(worker, "profitstream_predictions_emitted_total").values()) == (
+            emitted_before
+        )
+
         produce_log(kafka_bootstrap, unique, messages[half:])
         wait_until(
             lambda: sum(metric(worker, "profitstream_batch_events_sum").values()) >= len(messages),
@@ -289,10 +358,33 @@ def test_an_erased_client_leaves_no_trace(
     key = json.dumps(victim).encode()  # the table's keys are JSON strings
     assert key in compacted  # it was there...
     assert compacted[key] is None  # ...and its last word is a tombstone
-    predictions = _predictions(kafka_bootstrap, unique, emitted)
-    erased_at = datetime.fromisoformat(erased["record_time"])
+
+    # The predictions topic: the victim's last word is a tombstone (so a compacted topic
+    # forgets it), after which nothing names it; the unknown client got one too.
+    records = consume(kafka_bootstrap, f"{unique}-predictions", int(emitted) + 2, timeout_s=60)
+    assert len(records) == int(emitted) + 2
+    ordered = sorted(records, key=lambda r: (r.partition, r.offset))
+    tombstones = [r.key or b"" for r in ordered if r.value is None]
+    assert sorted(tombstones) == sorted([victim.encode(), b"nobody-at-all"])
+    last = [r for r in ordered if r.key == victim.encode()][-1]
+    assert last.value is None
+    assert last.offset == report["predictions_tombstone"]["offset"]
+    predictions = [Prediction.model_validate_json(r.value) for r in ordered if r.value]
     assert all(p.client_id != victim or p.scored_at < erased_at for p in predictions), (
         "a prediction for the erased client after its erasure"
     )
     others = {p.client_id for p in predictions if p.scored_at > erased_at}
     assert others, "nothing was scored after the erasure: the test would prove nothing"
+
+
+def test_an_erasure_no_worker_answers_fails_in_one_line(
+    worker_env: dict[str, str], kafka_bootstrap: str, control_registry: Path, control_keys: Path
+) -> None:
+    env = control_env(worker_env, control_registry, control_keys)
+    started = time.monotonic()
+    result = run_cli("clients", "erase", "client-00001", "--wait", "3", env=env)
+    assert result.returncode == 2, result
+    # Apache Kafka has no control topic without a worker; Tansu creates it when asked.
+    assert_one_line_error(result, "worker")
+    assert "no worker audited it within 3s" in result.stderr or "does not exist" in result.stderr
+    assert time.monotonic() - started < 60

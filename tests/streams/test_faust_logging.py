@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import Iterator
 from typing import Any, cast
 
@@ -67,3 +68,22 @@ def test_other_records_pass(faust_log: CompositeLogger, caplog: pytest.LogCaptur
         faust_log.error("Stream has not started processing %(what)s", {"what": "billing"})
         faust_log.error("Got exception: %r for %r", ValueError("x"), TP("billing", 1))
     assert len(caplog.records) == 3
+
+
+def test_a_malformed_request_is_one_warning_without_a_traceback() -> None:
+    from aiohttp.http_exceptions import BadStatusLine
+
+    from streams.faust_logging import MalformedRequests
+
+    try:
+        raise BadStatusLine("GARBAGE")
+    except BadStatusLine:
+        record = logging.LogRecord("aiohttp.server", logging.ERROR, __file__, 1,
+                                   "Error handling request from %s", ("127.0.0.1",),
+                                   sys.exc_info())  # fmt: skip
+    assert MalformedRequests().filter(record)
+    assert (record.levelno, record.levelname, record.exc_info) == (logging.WARNING, "WARNING", None)
+    assert record.getMessage().startswith("malformed HTTP request refused with 400")
+    unrelated = logging.LogRecord("aiohttp.server", logging.ERROR, __file__, 1, "boom", (), None)
+    assert MalformedRequests().filter(unrelated)
+    assert unrelated.levelno == logging.ERROR
