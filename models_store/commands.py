@@ -13,7 +13,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, field_validator
 
 from models_store.card import NAME_PATTERN, SEMVER
 
@@ -180,19 +180,13 @@ class Command(BaseModel):
     command_id: str = Field(min_length=8, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")
     type: CommandType
     issued_by: str = Field(min_length=1, max_length=64)
-    issued_at: datetime
+    # With a time zone (ISO-8601 with Z or +00:00): the fold compares it with broker time.
+    issued_at: AwareDatetime
     nonce: str = Field(min_length=16, max_length=64, pattern=r"^[0-9a-f]+$")
     # The deployment revision the issuer saw; null: apply whatever the state is.
     expected_revision: int | None = Field(default=None, ge=0)
     args: dict[str, Any]
     signature: str = Field(pattern=r"^[0-9a-f]{64}$")
-
-    @field_validator("issued_at")
-    @classmethod
-    def _aware(cls, value: datetime) -> datetime:
-        if value.tzinfo is None:
-            raise ValueError("must carry a time zone (ISO-8601 with Z or +00:00)")
-        return value
 
     def parsed_args(self) -> CommandArgs:
         """``args`` validated against the command type's schema (raises ``ValidationError``)."""
@@ -220,15 +214,8 @@ class Seed(BaseModel):
     command_id: str = Field(min_length=8, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")
     type: Literal["seed"]
     issued_by: str = Field(min_length=1, max_length=256)
-    issued_at: datetime
+    issued_at: AwareDatetime
     args: SeedArgs
-
-    @field_validator("issued_at")
-    @classmethod
-    def _aware(cls, value: datetime) -> datetime:
-        if value.tzinfo is None:
-            raise ValueError("must carry a time zone (ISO-8601 with Z or +00:00)")
-        return value
 
 
 def seed_record(model: str, worker: str, at: datetime, command_id: str) -> bytes:
