@@ -44,6 +44,8 @@ from tests.services.kafka_service import classpath_cache_dir
 from tests.services.own_servers import own_tansu, own_valkey
 from tests.services.worker_process import WorkerProcess, running_worker
 
+pytestmark = pytest.mark.field
+
 OUTAGE_S = 12.0
 Sample = tuple[float, int, list[str]]
 
