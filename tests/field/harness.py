@@ -741,6 +741,14 @@ def _feature_differences(
     return []
 
 
+def scoring_env(worker_env: dict[str, str], registry: Path, model: str) -> dict[str, str]:
+    """A worker scoring with ``model`` in small batches, emitting every change, so that each
+    client's latest prediction is of its final state."""
+    return {**worker_env, "PROFITSTREAM_MODEL_REGISTRY": str(registry),
+            "PROFITSTREAM_MODEL": model, "PROFITSTREAM_BATCH_MAX_EVENTS": "200",
+            "PROFITSTREAM_PREDICTION_DELTA": "0"}  # fmt: skip
+
+
 def reference_margins(
     registry: Path, model: str, expected: ReplayedLog, cache: Path
 ) -> dict[str, float]:

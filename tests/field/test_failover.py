@@ -25,6 +25,7 @@ from tests.field.harness import (
     findings_report,
     fleet,
     reference_margins,
+    scoring_env,
     wait_for,
 )
 from tests.services.control_plane import V1
@@ -47,9 +48,7 @@ def test_the_survivor_of_two_workers_takes_over_and_nothing_is_lost(
     worker_env: dict[str, str], kafka_bootstrap: str, redis_url: str,
     field_registry: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
 ) -> None:  # fmt: skip
-    env = {**worker_env, "PROFITSTREAM_MODEL_REGISTRY": str(field_registry),
-           "PROFITSTREAM_MODEL": V1, "PROFITSTREAM_BATCH_MAX_EVENTS": "200",
-           "PROFITSTREAM_PREDICTION_DELTA": "0"}  # fmt: skip
+    env = scoring_env(worker_env, field_registry, V1)
     messages = simulated_log(30, 12, malformed=0.0, duplicate=0.01, late=0.0, seed=1302)
     expected = rebuild(messages)
     reference = reference_margins(field_registry, V1, expected, tmp_path / "scorer")

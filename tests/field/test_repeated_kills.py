@@ -22,6 +22,7 @@ from tests.field.harness import (
     fleet,
     kill_and_restart,
     reference_margins,
+    scoring_env,
 )
 from tests.services.control_plane import V1
 from tests.services.event_log import rebuild, simulated_log
@@ -39,10 +40,7 @@ def test_repeated_sigkill_loses_and_doubles_nothing(
     worker_env: dict[str, str], kafka_bootstrap: str, redis_url: str,
     field_registry: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
 ) -> None:  # fmt: skip
-    env = {**worker_env, "PROFITSTREAM_MODEL_REGISTRY": str(field_registry),
-           "PROFITSTREAM_MODEL": V1, "PROFITSTREAM_BATCH_MAX_EVENTS": "200",
-           # Every change emitted: the latest prediction is of each client's final state.
-           "PROFITSTREAM_PREDICTION_DELTA": "0"}  # fmt: skip
+    env = scoring_env(worker_env, field_registry, V1)
     messages = simulated_log(30, 12, malformed=0.0, duplicate=0.01, late=0.0, seed=SEED)
     expected = rebuild(messages)
     reference = reference_margins(field_registry, V1, expected, tmp_path / "scorer")

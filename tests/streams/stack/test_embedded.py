@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, cast
 
@@ -13,22 +12,11 @@ import redis
 
 from streams.preflight import kafka_answers, redis_answers
 from streams.settings import KafkaSecurity
-from streams.stack.processes import free_port, pid_is_alive, read_record, stop_pid, wait_until
+from streams.stack.processes import free_port, pid_is_alive, read_record, wait_until
 from tests.services.cli import assert_one_line_error, run_cli
 from tests.services.worker_process import running_worker
 
 pytestmark = pytest.mark.stack
-
-
-@pytest.fixture
-def data_dir(tmp_path: Path) -> Iterator[Path]:
-    """A data dir whose stack is torn down after the test, whatever happened."""
-    yield tmp_path
-    run_cli("--data-dir", str(tmp_path), "stack", "down")
-    for name in ("kafka", "redis"):
-        record = read_record(tmp_path / "stack", name)
-        if record is not None and pid_is_alive(record.pid, record.binary):
-            stop_pid(record.pid)
 
 
 def test_up_status_down(data_dir: Path) -> None:

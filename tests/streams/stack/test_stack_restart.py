@@ -4,28 +4,16 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, cast
 
 import pytest
 
-from streams.stack.processes import free_port, pid_is_alive, read_record, stop_pid, wait_until
+from streams.stack.processes import free_port, wait_until
 from tests.services.cli import run_cli
 from tests.services.worker_process import WorkerProcess, running_worker
 
 pytestmark = pytest.mark.stack
-
-
-@pytest.fixture
-def stack_home(tmp_path: Path) -> Iterator[Path]:
-    """A data dir whose stack is torn down after the test, whatever happened."""
-    yield tmp_path
-    run_cli("--data-dir", str(tmp_path), "stack", "down")
-    for name in ("kafka", "redis"):
-        record = read_record(tmp_path / "stack", name)
-        if record is not None and pid_is_alive(record.pid, record.binary):
-            stop_pid(record.pid)
 
 
 def _features(worker: WorkerProcess, client: str) -> dict[str, Any]:
@@ -41,8 +29,8 @@ def _simulate(data_dir: Path, env: dict[str, str]) -> None:
     assert simulated.returncode == 0, simulated.stderr
 
 
-def test_a_worker_starts_again_after_the_stack_was_restarted(stack_home: Path) -> None:
-    data_dir = stack_home
+def test_a_worker_starts_again_after_the_stack_was_restarted(data_dir: Path) -> None:
+    data_dir = data_dir
     stack = ("--data-dir", str(data_dir), "stack")
     env = {k: v for k, v in os.environ.items() if not k.startswith("PROFITSTREAM_")}
     env |= {
