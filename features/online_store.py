@@ -4,6 +4,12 @@ Beside the hashes, one marker per table partition (``{namespace}:mirror:{partiti
 that the worker owning the partition has written the mirror of all its clients: a Redis
 that was flushed, or restarted without persistence, has none, and the owner rebuilds
 (``streams.mirror_rebuild``).
+
+And one sorted set, ``{namespace}:clients``, of every client id with a hash, all scored 0 so
+that Redis orders them by their bytes: ``GET /predictions`` pages through it in a stable
+order (SCAN has none, and may return a key twice). ``write_many`` and ``delete_many``, the
+only writers, update it in the same pipeline as the hashes. A hash that expired (TTL)
+leaves its id in the index; readers skip such ids.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
 FieldValue = str | int | float
+PREDICTION_FIELD = "prediction"
 # A dead Redis fails fast, a hung one within these: the worker decides when to try again.
 CONNECT_TIMEOUT_S = 5.0
 READ_TIMEOUT_S = 5.0
@@ -54,10 +61,14 @@ class OnlineStore:
         """The Redis key of a client's hash."""
         return f"{self._namespace}:client:{client_id}"
 
+    @property
+    def index_key(self) -> str:
+        """The Redis key of the ordered index of client ids."""
+        return f"{self._namespace}:clients"
+
     async def write(self, client_id: str, fields: Mapping[str, FieldValue]) -> None:
         """Set some fields of a client's hash."""
-        # redis-py types its commands as sync-or-async; on the asyncio client they are awaitable.
-        await cast(Awaitable[int], self._client.hset(self.key(client_id), mapping=dict(fields)))
+        await self.write_many({client_id: fields})
 
     async def write_many(
         self, rows: Mapping[str, Mapping[str, FieldValue]], ttl_s: int | None = None
@@ -71,6 +82,7 @@ class OnlineStore:
                 pipe.hset(key, mapping=dict(fields))
                 if ttl_s:
                     pipe.expire(key, ttl_s)
+            pipe.zadd(self.index_key, dict.fromkeys(rows, 0))
             await pipe.execute()
 
     async def read(self, client_id: str) -> dict[str, str]:
@@ -80,9 +92,39 @@ class OnlineStore:
         )
 
     async def delete_many(self, client_ids: Iterable[str]) -> int:
-        """Remove clients' hashes (right to erasure); returns how many existed."""
-        keys = [self.key(client_id) for client_id in client_ids]
-        return int(await self._client.delete(*keys)) if keys else 0
+        """Remove clients' hashes and index entries (right to erasure); returns how many
+        hashes existed."""
+        ids = list(client_ids)
+        if not ids:
+            return 0
+        async with self._client.pipeline(transaction=False) as pipe:
+            pipe.delete(*[self.key(client_id) for client_id in ids])
+            pipe.zrem(self.index_key, *ids)
+            deleted, _ = await pipe.execute()
+        return int(deleted)
+
+    async def read_predictions(
+        self, after: str | None, limit: int
+    ) -> tuple[list[tuple[str, str]], str | None]:
+        """One page of the index: (client id, prediction JSON) of the clients after
+        ``after`` (exclusive; None: from the first) in byte order, at most ``limit`` ids
+        looked at, and the id to ask after next (None when the index has no more). Ids
+        whose hash expired or holds no prediction are skipped."""
+        start = "-" if after is None else f"({after}"
+        # One id more than the page says whether another page follows.
+        ids = await cast(
+            Awaitable[list[str]],
+            self._client.zrangebylex(self.index_key, start, "+", start=0, num=limit + 1),
+        )
+        page, more = ids[:limit], len(ids) > limit
+        if not page:
+            return [], None
+        async with self._client.pipeline(transaction=False) as pipe:
+            for client_id in page:
+                pipe.hget(self.key(client_id), PREDICTION_FIELD)
+            values: list[str | None] = await pipe.execute()
+        found = [(c, v) for c, v in zip(page, values, strict=True) if v is not None]
+        return found, page[-1] if more else None
 
     async def ping(self) -> None:
         """Raise unless Redis answers."""

@@ -27,15 +27,14 @@ it, so a worker that folds the log a year later decides exactly as one that fold
 from __future__ import annotations
 
 import hashlib
-import json
-from dataclasses import asdict, dataclass, field, replace
-from datetime import UTC, datetime
+from dataclasses import dataclass, field, replace
+from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import ValidationError
 
-from features.bounded_json import KIB, error_text, load_bounded, size_text
+from features.bounded_json import KIB, error_text, load_bounded
 from models_store.assignment import next_share
 from models_store.command_signing import Keyring, signature_matches
 from models_store.commands import (
@@ -58,7 +57,6 @@ from models_store.commands import (
 
 MAX_COMMAND_BYTES = 256 * KIB  # a command is a few hundred bytes
 MAX_COMMAND_DEPTH = 64  # a command nests 3 deep (command, args, guardrails)
-MAX_AUDIT_BYTES = 64 * KIB  # a larger audit record names the command by digest
 INTERNAL_MESSAGE_CHARS = 300
 DEFAULT_MAX_AGE_S = 300.0
 DEFAULT_MAX_SKEW_S = 60.0
@@ -88,7 +86,7 @@ class Experiment:
 
     experiment_id: str
     challenger: str
-    mode: str  # "ab" | "shadow"
+    mode: Literal["ab", "shadow"]
     share: float
     schedule: tuple[float, ...]
     salt: str
@@ -127,21 +125,6 @@ class ControlState:
     ended_experiments: frozenset[str] = frozenset()
     erased: frozenset[str] = frozenset()  # client ids
 
-    def summary(self) -> dict[str, Any]:
-        """The state for an audit record (erased clients as a count, not by id)."""
-        deployment = self.deployment
-        experiment = deployment.experiment
-        return {
-            "revision": self.revision,
-            "deployment_revision": deployment.revision,
-            "champion": deployment.champion,
-            "experiment": None if experiment is None else asdict(experiment),
-            "previous": list(self.previous),
-            "registered": sorted(self.registered),
-            "retired": sorted(self.retired),
-            "erased_clients": len(self.erased),
-        }
-
 
 def client_digest(client_id: str) -> str:
     """How audit records name an erased client: sha256 of its id, hex."""
@@ -171,71 +154,6 @@ class Outcome:
     after: ControlState
     size: int = 0  # of the record's value, bytes
     sha256: str = ""  # of the record's value, hex
-
-    def audit(self) -> dict[str, Any]:
-        """The audit record (JSON-ready): who, what, when, the states, the outcome.
-
-        Any document makes a valid record: a field of the wrong type is shown as JSON
-        text, ``args`` that are not an object under ``not_an_object``. A record over
-        ``MAX_AUDIT_BYTES`` shows the command as its size and sha256 instead (the DLQ
-        keeps a rejected command's bytes).
-        """
-        command = self.command or {}
-        shown = {name: _text(command.get(name)) for name in _SHOWN_FIELDS}
-        record: dict[str, Any] = {
-            "schema_version": 1,
-            "kind": "command",
-            "offset": self.offset,
-            "record_time": datetime.fromtimestamp(self.record_time, UTC).isoformat(),
-            **shown,
-            "args": _shown_args(command.get("type"), command.get("args")),
-            "outcome": "accepted" if self.accepted else "rejected",
-            "reason": None if self.reason is None else self.reason.value,
-            "message": self.message,
-            "before": self.before.summary(),
-            "after": self.after.summary(),
-        }
-        size = len(json.dumps(record))  # ASCII (ensure_ascii): characters are bytes
-        if size <= MAX_AUDIT_BYTES:
-            return record
-        return {
-            **record,
-            **{name: _short(value) for name, value in shown.items()},
-            "args": {},
-            "message": _short(self.message, 1024),
-            "command_digest": {
-                "size": self.size,
-                "sha256": self.sha256,
-                "why": f"the audit record would be {size_text(size)}; at most "
-                f"{size_text(MAX_AUDIT_BYTES)} allowed",
-            },
-        }
-
-
-_SHOWN_FIELDS = ("command_id", "type", "issued_by", "issued_at")
-
-
-def _text(value: Any) -> str | None:
-    """A field meant to be a string: itself, or its JSON when something else was sent."""
-    if value is None or isinstance(value, str):
-        return value
-    return json.dumps(value)
-
-
-def _short(value: str | None, limit: int = 128) -> str | None:
-    return value if value is None or len(value) <= limit else f"{value[:limit]}..."
-
-
-def _shown_args(kind: Any, args: Any) -> dict[str, Any]:
-    """The command's args for the trail; an erased client only as a digest."""
-    if args is None:
-        return {}
-    if kind == "erase_client":
-        if isinstance(args, dict) and "client_id" in args:
-            return {"client_sha256": client_digest(str(args["client_id"]))}
-        if not isinstance(args, dict):  # it may still name the client: never shown
-            return {"args_sha256": client_digest(json.dumps(args, sort_keys=True))}
-    return dict(args) if isinstance(args, dict) else {"not_an_object": args}
 
 
 class _RejectedError(Exception):

@@ -8,6 +8,9 @@ A client's new score is emitted when, compared with the last prediction emitted 
 - ``heartbeat_s`` of event time passed since the last emission (0 = never).
 Otherwise nothing is emitted, and the last emitted prediction stays the reference (so a
 slow drift is emitted once it adds up to more than ``delta``).
+
+A shadow challenger's predictions (reason ``shadow``, on the shadow topic) are not decided
+here: one is made for each client the champion emits for, so the two can be compared.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ class Reason(StrEnum):
     MODEL = "model_changed"
     ARM = "arm_changed"
     HEARTBEAT = "heartbeat"
+    SHADOW = "shadow"  # a shadow challenger's, beside each champion prediction
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,13 @@ from typing import Any, Literal
 from models_store.arm_health import ArmHealth, merge_health
 from models_store.assignment import next_share
 from models_store.deployment import Experiment
+from models_store.experiment_records import (
+    ArmCalls,
+    ArmOutcomes,
+    ExperimentResultRecord,
+    GuardrailState,
+    VerdictPart,
+)
 from models_store.sequential_test import (
     ArmStats,
     SequentialDesign,
@@ -224,45 +231,45 @@ def result_record(
     verdict: Verdict,
     now: float,
     actions: str,
-) -> dict[str, Any]:
-    """The monitoring topic's ``experiment_result`` record (plain JSON, no NaN)."""
+    monitor: str,
+) -> ExperimentResultRecord:
+    """The monitoring topic's ``experiment_result`` record (no NaN: undefined is null)."""
     outcomes = {
-        arm: {"n": stats.n, "mae": stats.mae, "bias": stats.bias, "coverage": stats.coverage}
+        arm: ArmOutcomes(n=stats.n, mae=stats.mae, bias=stats.bias, coverage=stats.coverage)
         for arm, stats in tally.outcomes.items()
     }
     health = {}
     for arm in ("champion", "challenger"):
         counts = tally.arm_health(arm)
-        health[arm] = {
-            "scored": counts.scored,
-            "failures": counts.failures,
-            "error_rate": counts.error_rate,
-            "latency_p95_ms": _finite(counts.latency_quantile_ms(LATENCY_QUANTILE)),
-            "drift": _finite(counts.drift),
-        }
-    return {
-        "schema_version": 1,
-        "kind": "experiment_result",
-        "experiment_id": experiment.experiment_id,
-        "at": datetime.fromtimestamp(now, UTC).isoformat(),
-        "deployment_revision": deployment_revision,
-        "champion": champion,
-        "challenger": experiment.challenger,
-        "mode": experiment.mode,
-        "share": experiment.share,
-        "outcomes": outcomes,
-        "test": None if tally.result is None else tally.result.to_dict(),
-        "health": health,
-        "guardrails": [
-            {
-                "name": c.name,
-                "value": None if c.value is None else _finite(c.value),
-                "limit": c.limit,
-                "breached": c.breached,
-            }
+        health[arm] = ArmCalls(
+            scored=counts.scored,
+            failures=counts.failures,
+            error_rate=counts.error_rate,
+            latency_p95_ms=_finite(counts.latency_quantile_ms(LATENCY_QUANTILE)),
+            drift=_finite(counts.drift),
+        )
+    return ExperimentResultRecord(
+        experiment_id=experiment.experiment_id,
+        at=datetime.fromtimestamp(now, UTC).isoformat(),
+        deployment_revision=deployment_revision,
+        champion=champion,
+        challenger=experiment.challenger,
+        mode=experiment.mode,
+        share=experiment.share,
+        outcomes=outcomes,
+        test=tally.result,
+        health=health,
+        guardrails=[
+            GuardrailState(
+                name=c.name,
+                value=None if c.value is None else _finite(c.value),
+                limit=c.limit,
+                breached=c.breached,
+            )
             for c in verdict.guardrails
         ],
-        "verdict": {"action": verdict.action, "reason": verdict.reason, "share": verdict.share},
-        "actions": actions,
-        "ignored": dict(tally.ignored),
-    }
+        verdict=VerdictPart(action=verdict.action, reason=verdict.reason, share=verdict.share),
+        actions=actions,
+        ignored=dict(tally.ignored),
+        monitor=monitor,
+    )

@@ -19,10 +19,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import astuple, dataclass, replace
-from typing import Any
 
 from features.definitions import FEATURE_NAMES
 from features.state import ClientState, TrackedMemo
+from models_store.experiment_records import OutcomeRecord
 from models_store.labels import margin_ratio
 from models_store.prediction import Prediction
 
@@ -97,26 +97,23 @@ def _number(value: float) -> float | None:
     return None if math.isnan(value) else value
 
 
-def outcome_record(tracked: Tracked) -> dict[str, Any]:
+def outcome_record(tracked: Tracked) -> OutcomeRecord:
     """The monitoring topic's ``outcome`` record (no client id: the prediction id links it)."""
-    realised = margin_ratio(tracked.revenue, tracked.cost)
-    return {
-        "schema_version": 1,
-        "kind": "outcome",
-        "prediction_id": tracked.prediction_id,
-        "model": tracked.model,
-        "experiment_id": tracked.experiment_id,
-        "arm": tracked.arm,
-        "features_as_of": tracked.as_of,
-        "horizon_end": tracked.until,
-        "predicted": tracked.predicted,
-        "lower": tracked.lower,
-        "upper": tracked.upper,
-        "persistence": _number(tracked.persistence),
-        "revenue": tracked.revenue,
-        "cost": tracked.cost,
-        "realised": _number(realised),
-    }
+    return OutcomeRecord(
+        prediction_id=tracked.prediction_id,
+        model=tracked.model,
+        experiment_id=tracked.experiment_id,
+        arm=tracked.arm,  # type: ignore[arg-type]  # one of the arms: set by ``track``
+        features_as_of=tracked.as_of,
+        horizon_end=tracked.until,
+        predicted=tracked.predicted,
+        lower=tracked.lower,
+        upper=tracked.upper,
+        persistence=_number(tracked.persistence),
+        revenue=tracked.revenue,
+        cost=tracked.cost,
+        realised=_number(margin_ratio(tracked.revenue, tracked.cost)),
+    )
 
 
 # The client state's memos of tracked predictions: the emitted one, and a shadow's.
@@ -133,7 +130,7 @@ def add_money_to_state(state: ClientState, event_time: float, revenue: float, co
             setattr(state, name, add_money(Tracked.of(memo), event_time, revenue, cost).memo())
 
 
-def close_horizons(state: ClientState, allowed_lateness_s: float) -> list[dict[str, Any]]:
+def close_horizons(state: ClientState, allowed_lateness_s: float) -> list[OutcomeRecord]:
     """The outcome records of the client's tracked predictions whose horizon closed; they
     stop being tracked (in place)."""
     if not state.watermarks:

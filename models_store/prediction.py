@@ -23,6 +23,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict
 
 from models_store.card import ModelCard
+from models_store.emission import Reason
 from models_store.scoring import Score
 
 # ``Prediction.flat`` keys, in order: the columns of `profitstream score`.
@@ -88,7 +89,8 @@ class Prediction(_Part):
     features_as_of: datetime
     scored_at: datetime
     latency_ms: float | None = None  # event produced -> prediction produced
-    reason: str | None = None  # why the stream emitted it (``emission.Reason``)
+    # Why the stream emitted it; null from `profitstream score` and POST /predict.
+    reason: Reason | None = None
 
     def to_json(self) -> bytes:
         """Compact JSON bytes for the topic."""
@@ -139,7 +141,7 @@ def build_prediction(
     features_as_of: float,
     scored_at: datetime,
     latency_ms: float | None = None,
-    reason: str | None = None,
+    reason: Reason | None = None,
     experiment: tuple[str, str] | None = None,
 ) -> Prediction:
     """The payload of ``score`` for one client (``experiment``: its id and the client's arm),

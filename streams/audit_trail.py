@@ -16,15 +16,14 @@ stalls auditing for seconds and fails again on the same command.
 
 from __future__ import annotations
 
-import json
 import logging
-from datetime import UTC, datetime
 from typing import Any
 
 import faust
 from faust.types import EventT, StreamT
 from faust.types.tuples import Message
 
+from models_store.audit_records import command_record, minimal_command_record
 from models_store.deployment import Outcome
 from streams.control_log import ControlLog
 from streams.dead_letters import send_to_dlq
@@ -32,8 +31,6 @@ from streams.source_records import SourceRecord, headers_of
 from streams.topics import Topics
 
 log = logging.getLogger(__name__)
-
-AUDIT_FAILED = "audit_failed"
 
 
 def register_audit_trail(app: faust.App, topics: Topics, control: ControlLog) -> None:
@@ -58,7 +55,7 @@ def register_audit_trail(app: faust.App, topics: Topics, control: ControlLog) ->
 
 async def _audit(topics: Topics, message: Message, outcome: Outcome) -> None:
     """Send the audit record and, for a rejected command, the DLQ copy; wait for both."""
-    record = json.dumps(outcome.audit()).encode()
+    record = command_record(outcome).to_json()
     sent = [await topics.audit.send(key=message.key, value=record)]
     if not outcome.accepted:
         reason = f"control_{outcome.reason}"
@@ -69,9 +66,9 @@ async def _audit(topics: Topics, message: Message, outcome: Outcome) -> None:
 
 async def _audit_failed(topics: Topics, message: Message, outcome: Outcome, error: str) -> None:
     """The minimal audit record and the DLQ copy, each tried on its own."""
-    record = minimal_record(message.offset, message.timestamp, outcome, error)
+    record = minimal_command_record(message.offset, message.timestamp, outcome, error)
     try:
-        await (await topics.audit.send(key=message.key, value=json.dumps(record).encode()))
+        await (await topics.audit.send(key=message.key, value=record.to_json()))
     except Exception as exc:
         log.error("control offset %d: no audit record could be written: %s",
                   message.offset, _one_line(exc))  # fmt: skip
@@ -83,29 +80,6 @@ async def _audit_failed(topics: Topics, message: Message, outcome: Outcome, erro
     except Exception as exc:
         log.error("control offset %d: the rejected command could not be dead-lettered: %s",
                   message.offset, _one_line(exc))  # fmt: skip
-
-
-def minimal_record(offset: int, timestamp_s: float, outcome: Outcome, error: str) -> dict[str, Any]:
-    """An audit record that shows nothing of the command: its offset, the fold's verdict
-    and states, and why the full record could not be written."""
-    return {
-        "schema_version": 1,
-        "kind": "command",
-        "offset": offset,
-        "record_time": datetime.fromtimestamp(timestamp_s, UTC).isoformat(),
-        "command_id": None,
-        "type": None,
-        "issued_by": None,
-        "issued_at": None,
-        "args": {},
-        # The fold's verdict stands: an accepted command did change the deployment.
-        "outcome": "accepted" if outcome.accepted else "rejected",
-        "reason": AUDIT_FAILED,
-        "message": f"the audit record could not be written: {error}"[:1024],
-        "fold_reason": None if outcome.reason is None else outcome.reason.value,
-        "before": outcome.before.summary(),
-        "after": outcome.after.summary(),
-    }
 
 
 def _source(message: Message) -> SourceRecord:

@@ -17,6 +17,7 @@ from streams.cli_common import make_console, parse_instant, print_json
 from streams.control_command import audit, clients_cli, control_cli, experiment_cli
 from streams.errors import ProfitstreamError
 from streams.models_command import models_cli
+from streams.predictions_command import predictions_cli
 from streams.settings import Settings, mask_url_password
 from streams.stack import embedded
 
@@ -33,6 +34,7 @@ cli.add_typer(models_cli, name="models")
 cli.add_typer(experiment_cli, name="experiment")
 cli.add_typer(clients_cli, name="clients")
 cli.add_typer(control_cli, name="control")
+cli.add_typer(predictions_cli, name="predictions")
 cli.command("audit")(audit)
 
 out = make_console()
@@ -300,12 +302,16 @@ def schemas(
         "docs"
     ),
 ) -> None:
-    """Write the event contract: OUT/events.md and OUT/schemas/<topic>.schema.json."""
+    """Write the topic contracts: OUT/events.md and OUT/schemas/<topic>.schema.json for the
+    inputs, predictions, control, audit and monitoring topics."""
     from features.contract_docs import events_markdown, schema_files
+    from models_store.audit_records import audit_schema_file
     from models_store.commands import control_schema_file
+    from models_store.experiment_records import monitoring_schema_file
     from models_store.prediction import prediction_schema_file
 
-    files = {**schema_files(), **dict([prediction_schema_file(), control_schema_file()])}
+    files = {**schema_files(), **dict([prediction_schema_file(), control_schema_file(),
+                                       audit_schema_file(), monitoring_schema_file()])}  # fmt: skip
     try:
         (out_dir / "schemas").mkdir(parents=True, exist_ok=True)
         (out_dir / "events.md").write_text(events_markdown())

@@ -33,6 +33,7 @@ from features.bounded_json import MIB, load_bounded
 from models_store.command_signing import Principal, issue
 from models_store.commands import REASON_MAX_CHARS
 from models_store.deployment import ControlState, Experiment
+from models_store.experiment_records import ExperimentResultRecord
 from models_store.experiment_verdict import (
     ExperimentTally,
     Verdict,
@@ -119,7 +120,7 @@ class ExperimentMonitor:
         self._leading = TP(topics.control.get_topic_name(), 0)
         self._tally: ExperimentTally | None = None
         self._source: TopicPartition | None = None
-        self._published: dict[str, Any] | None = None
+        self._published: ExperimentResultRecord | None = None
         # (deployment revision, control offset) of the last command sent.
         self._sent: tuple[int, int] | None = None
 
@@ -164,12 +165,11 @@ class ExperimentMonitor:
         now = time.time()
         verdict = judge(experiment, state.deployment.revision, tally, now)
         actions = await self._act(state, experiment, verdict, now)
-        record = result_record(experiment, state.deployment.champion,
-                               state.deployment.revision, tally, verdict, now, actions)  # fmt: skip
-        record["monitor"] = self._worker_id
-        unchanged = {**record, "at": None}
+        record = result_record(experiment, state.deployment.champion, state.deployment.revision,
+                               tally, verdict, now, actions, self._worker_id)  # fmt: skip
+        unchanged = record.model_copy(update={"at": ""})
         if unchanged != self._published:
-            key, value = experiment.experiment_id.encode(), json.dumps(record).encode()
+            key, value = experiment.experiment_id.encode(), record.to_json()
             await (await self._topics.monitoring.send(key=key, value=value))
             self._published = unchanged
 

@@ -17,14 +17,12 @@ audit topic (``model_switch``), so every prediction's model can be traced to an 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from collections import Counter
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from faust.types import TP, RecordMetadata, TableT
 
@@ -33,7 +31,16 @@ from features.events import EventStream, InvalidEventError, parse_event
 from features.online_store import OnlineStore
 from features.serving import online_fields
 from features.state import ClientState, Outcome, apply_event, compact, record_offset
+from models_store.audit_records import (
+    ClearedRow,
+    ErasureRecord,
+    ModelSwitchRecord,
+    SwitchedExperiment,
+    SwitchedPartition,
+    TopicPosition,
+)
 from models_store.deployment import client_digest
+from models_store.experiment_records import OutcomeRecord
 from models_store.labels import margin_parts
 from models_store.outcomes import (
     PERSISTENCE_INDEX,
@@ -129,26 +136,24 @@ def erasure_record(
     worker: str,
     table_partitions: int,
     now: datetime,
-) -> dict[str, Any]:
+) -> ErasureRecord:
     """The audit record of what one worker erased of one client (named by digest only):
     the table partitions it cleared (``swept``, of ``table_partitions``), the rows it
     deleted there (their acknowledged changelog tombstones), the Redis hashes, the
     predictions-topic tombstone. The erasure is complete once the records of a command
     together cover every table partition."""
-    return {
-        "schema_version": 1,
-        "kind": "erasure",
-        "offset": None if erasure is None else erasure.offset,  # of the erase_client command
-        "client_sha256": client_digest(client_id),
-        "worker": worker,
-        "at": now.isoformat(),
-        "found": bool(table),
-        "swept": swept,
-        "table_partitions": table_partitions,
-        "table": [{"partition": m.partition, "changelog_offset": m.offset} for m in table],
-        "redis_deleted": redis_deleted,
-        "predictions_tombstone": {"partition": tombstone.partition, "offset": tombstone.offset},
-    }
+    return ErasureRecord(
+        offset=None if erasure is None else erasure.offset,  # of the erase_client command
+        client_sha256=client_digest(client_id),
+        worker=worker,
+        at=now.isoformat(),
+        found=bool(table),
+        swept=swept,
+        table_partitions=table_partitions,
+        table=[ClearedRow(partition=m.partition, changelog_offset=m.offset) for m in table],
+        redis_deleted=redis_deleted,
+        predictions_tombstone=TopicPosition(partition=tombstone.partition, offset=tombstone.offset),
+    )
 
 
 def recent(erasure: Erasure | None, now_s: float, window_s: float) -> bool:
@@ -260,8 +265,8 @@ class FeaturePipeline:
             first = self._progress.expected[key]
             batch.pending.append(save_deployment(self._states, topic, partition, revision, first))
             self._revisions[key] = revision
-            switched.append({"topic": topic, "partition": partition, "from_offset": first,
-                             "previous_revision": previous})  # fmt: skip
+            switched.append(SwitchedPartition(topic=topic, partition=partition, from_offset=first,
+                                              previous_revision=previous))  # fmt: skip
         if switched:
             MODEL_SWITCHES.inc(len(switched))
             batch.pending.append(await self._topics.audit.send(value=self._switch_record(
@@ -326,10 +331,9 @@ class FeaturePipeline:
         record = erasure_record(client_id, erasure, swept, table, redis_deleted, tombstone,
                                 self.worker_id, self._settings.topic_partitions,
                                 datetime.now(UTC))  # fmt: skip
-        await (await self._topics.audit.send(value=json.dumps(record).encode()))
+        await (await self._topics.audit.send(value=record.to_json()))
         log.info("erasure of control offset %s reported: %s in partitions %s",
-                 record["offset"], "found" if record["found"] else "nothing found",
-                 swept)  # fmt: skip
+                 record.offset, "found" if record.found else "nothing found", swept)  # fmt: skip
 
     async def _deployment_at_least(self, revision: int) -> ActiveDeployment:
         """The current deployment, once it is at least ``revision`` (the newest a partition
@@ -362,23 +366,21 @@ class FeaturePipeline:
             waited += 0.05
 
     def _switch_record(
-        self, active: ActiveDeployment, partitions: list[dict[str, object]], now: datetime
+        self, active: ActiveDeployment, partitions: list[SwitchedPartition], now: datetime
     ) -> bytes:
         deployment = active.deployment
         experiment = deployment.experiment
-        return json.dumps({
-            "schema_version": 1,
-            "kind": "model_switch",
-            "worker": self.worker_id,
-            "at": now.isoformat(),
-            "deployment_revision": deployment.revision,
-            "champion": deployment.champion,
-            "experiment": None if experiment is None else {
-                "id": experiment.experiment_id, "challenger": experiment.challenger,
-                "mode": experiment.mode, "share": experiment.share, "salt": experiment.salt,
-            },
-            "partitions": partitions,
-        }).encode()  # fmt: skip
+        return ModelSwitchRecord(
+            worker=self.worker_id,
+            at=now.isoformat(),
+            deployment_revision=deployment.revision,
+            champion=deployment.champion,
+            experiment=None if experiment is None else SwitchedExperiment(
+                id=experiment.experiment_id, challenger=experiment.challenger,
+                mode=experiment.mode, share=experiment.share, salt=experiment.salt,
+            ),
+            partitions=partitions,
+        ).to_json()  # fmt: skip
 
     async def _apply_run(self, batch: _Batch, run: list[SourceRecord]) -> None:
         """Apply consecutive records of one partition, re-reading first any hole before them."""
@@ -462,9 +464,10 @@ class FeaturePipeline:
             ))  # fmt: skip
         BATCH_PHASE_SECONDS.labels(phase="features_and_scores").observe(time.perf_counter() - began)
         for outcome in self._join_outcomes(batch, scored, vectors):
-            key = str(outcome["experiment_id"] or outcome["model"]).encode()
-            value = json.dumps(outcome).encode()
-            batch.pending.append(await self._topics.monitoring.send(key=key, value=value))
+            key = (outcome.experiment_id or outcome.model).encode()
+            batch.pending.append(
+                await self._topics.monitoring.send(key=key, value=outcome.to_json())
+            )
         latest = {p.client_id: p.to_json() for p in predictions}  # serialised once
         for client_id, payload in latest.items():
             sent = await self._topics.predictions.send(key=client_id.encode(), value=payload)
@@ -510,7 +513,7 @@ class FeaturePipeline:
 
     def _join_outcomes(
         self, batch: _Batch, scored: Scored, vectors: dict[str, list[float]]
-    ) -> list[dict[str, Any]]:
+    ) -> list[OutcomeRecord]:
         """Close the tracked predictions whose horizon ended (their outcome records), then
         track the new predictions of clients that have none tracked (beside a shadow
         challenger, the champion's count as its experiment's champion arm)."""

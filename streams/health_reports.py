@@ -9,7 +9,6 @@ reports under a new incarnation, and the monitor keeps the latest record of each
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import uuid
 from datetime import UTC, datetime
@@ -17,25 +16,30 @@ from datetime import UTC, datetime
 from faust.types import TopicT
 
 from models_store.arm_health import LATENCY_BUCKETS_MS, ArmHealth
+from models_store.experiment_records import ArmHealthRecord
 from streams.scoring_stage import HealthKey, ScoringStage
 
 log = logging.getLogger(__name__)
 
 
-def health_record(incarnation: str, key: HealthKey, counts: ArmHealth, at: datetime) -> bytes:
+def health_record(
+    incarnation: str, key: HealthKey, counts: ArmHealth, at: datetime
+) -> ArmHealthRecord:
     """The ``arm_health`` record of one arm's counts."""
-    return json.dumps({
-        "schema_version": 1,
-        "kind": "arm_health",
-        "worker": incarnation,
-        "at": at.isoformat(),
-        "experiment_id": key.experiment_id,
-        "deployment_revision": key.deployment_revision,
-        "arm": key.arm,
-        "model": key.model,
-        "latency_buckets_ms": list(LATENCY_BUCKETS_MS),
-        **counts.to_dict(),
-    }).encode()  # fmt: skip
+    return ArmHealthRecord(
+        worker=incarnation,
+        at=at.isoformat(),
+        experiment_id=key.experiment_id,
+        deployment_revision=key.deployment_revision,
+        arm=key.arm,  # type: ignore[arg-type]  # champion, challenger or shadow: ScoringStage's
+        model=key.model,
+        latency_buckets_ms=list(LATENCY_BUCKETS_MS),
+        scored=counts.scored,
+        failures=counts.failures,
+        latency_counts=list(counts.latency_counts),
+        drift_sum=counts.drift_sum,
+        drift_n=counts.drift_n,
+    )
 
 
 class HealthReports:
@@ -65,10 +69,12 @@ class HealthReports:
         }
         now = datetime.now(UTC)
         sent = [
-            await self._topic.send(key=key.experiment_id.encode(),
-                                   value=health_record(self.incarnation, key, counts, now))
+            await self._topic.send(
+                key=key.experiment_id.encode(),
+                value=health_record(self.incarnation, key, counts, now).to_json(),
+            )
             for key, counts in changed.items()
-        ]  # fmt: skip
+        ]
         for future in sent:
             await future
         self._reported.update(changed)

@@ -142,9 +142,7 @@ class ScoringStage:
                 experiment.experiment_id, group.arm)  # fmt: skip
             for (index, reason, _), score in zip(chosen, explained, strict=True):
                 emitted.append(
-                    self._prediction(
-                        group.scorer, clients[index], score, scored_at, reason.value, tag
-                    )
+                    self._prediction(group.scorer, clients[index], score, scored_at, reason, tag)
                 )
                 PREDICTIONS_EMITTED.labels(reason=reason.value).inc()
         shadow = []
@@ -231,7 +229,7 @@ class ScoringStage:
         self._count(active, "shadow", scorer, began, scores, matrix[rows])
         tag = (experiment.experiment_id, "shadow")
         return [
-            self._prediction(scorer, clients[row], score, scored_at, "shadow", tag)
+            self._prediction(scorer, clients[row], score, scored_at, Reason.SHADOW, tag)
             for row, score in zip(rows, scores, strict=True)
             if not isinstance(score, str)
         ]
@@ -242,12 +240,12 @@ class ScoringStage:
         client: Rescore,
         score: Score,
         scored_at: datetime,
-        reason: str,
+        reason: Reason,
         experiment: tuple[str, str] | None,
     ) -> Prediction:
         now_ms = scored_at.timestamp() * 1000
         latency = None if client.produced_ms is None else max(0.0, now_ms - client.produced_ms)
-        if latency is not None and reason != "shadow":
+        if latency is not None and reason is not Reason.SHADOW:
             PREDICTION_LATENCY.observe(latency / 1000)
         return build_prediction(
             scorer.card,

@@ -150,6 +150,12 @@ class Settings(BaseSettings):
     audit_retention_ms: int = Field(
         default=-1, ge=-1, description="retention.ms of the audit topic (-1: forever)"
     )
+    predictions_compacted: bool = Field(
+        default=True,
+        description="the predictions topic the worker creates is compacted (each client's "
+        "latest prediction kept, no time retention; erasure tombstones remove a client); "
+        "false: cleanup.policy=delete with topic_retention_ms",
+    )
     # Outages: how long a failing Redis or broker call waits before its next try, at most.
     retry_backoff_max_s: float = Field(default=5.0, gt=0, le=300)
     # How often the worker checks that Redis still holds its mirror (rebuilt when flushed).

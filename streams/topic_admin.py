@@ -32,8 +32,9 @@ from streams.settings import Settings
 log = logging.getLogger(__name__)
 
 # input: read by the worker (co-partitioned with the table); output: written by it;
+# predictions: the output downstream services follow (compacted unless configured not to);
 # control/audit: single-partition logs; changelog: a table's; internal: Faust's own.
-Role = Literal["input", "output", "control", "audit", "changelog", "internal"]
+Role = Literal["input", "output", "predictions", "control", "audit", "changelog", "internal"]
 Severity = Literal["error", "warning"]
 
 TOPIC_ALREADY_EXISTS = 36
@@ -106,10 +107,18 @@ def product_topics(settings: Settings) -> list[TopicSpec]:
 
     control = _configs(settings, {**kept, "retention.ms": FOREVER})
     audit = _configs(settings, {**kept, "retention.ms": settings.audit_retention_ms})
+    # Compacted, a new subscriber finds every client's latest prediction from offset 0,
+    # however long the client has been quiet, and an erasure tombstone removes the client.
+    # No retention.ms: under `compact` alone the broker deletes nothing by age.
+    predictions = (
+        _configs(settings, {"cleanup.policy": "compact"})
+        if settings.predictions_compacted
+        else timed
+    )
     return [
         spec(names.activity, "input", partitions, timed),
         spec(names.billing, "input", partitions, timed),
-        spec(names.predictions, "output", partitions, timed),
+        spec(names.predictions, "predictions", partitions, predictions),
         spec(names.shadow, "output", partitions, timed),
         # One partition (one order for every worker's fold), kept forever: every worker
         # folds it from offset 0, and compaction by key would drop commands the fold needs.
@@ -217,6 +226,42 @@ def _changelog_findings(topic: ExistingTopic, bootstrap: str) -> list[Finding]:
     return [_error(f"changelog {topic.name} has cleanup.policy={policy}: {why}; {fix}")]
 
 
+def _policies(value: str) -> set[str]:
+    """The policies of a ``cleanup.policy`` value (``compact,delete``, ``[compact, delete]``)."""
+    return {part.strip() for part in value.strip("[]").split(",") if part.strip()}
+
+
+def _predictions_policy_findings(
+    spec: TopicSpec, topic: ExistingTopic, bootstrap: str
+) -> list[Finding]:
+    """A warning when the predictions topic is not compacted as configured (or is, when
+    compaction is off): the worker runs either way, subscribers get another picture."""
+    wanted = spec.configs["cleanup.policy"]
+    have = topic.configs.get("cleanup.policy")
+    if have is None or _policies(have) == {wanted}:
+        return []
+    setting = "PROFITSTREAM_PREDICTIONS_COMPACTED"
+    if wanted == "compact":
+        why = (
+            "compaction only keeps each client's latest prediction for new subscribers, "
+            "whatever its age"
+        )
+        fix = _alter(bootstrap, topic.name, "cleanup.policy=compact")
+        other = "false"
+    else:
+        retention = spec.configs["retention.ms"]
+        why = f"predictions are deleted after retention.ms={retention} instead"
+        fix = _alter(bootstrap, topic.name, f"cleanup.policy=delete,retention.ms={retention}")
+        other = "true"
+    shown = "true" if wanted == "compact" else "false"
+    return [
+        _warning(
+            f"topic {topic.name} has cleanup.policy={have}, but {setting} is {shown} ({why}); "
+            f"{fix} or set {setting}={other}"
+        )
+    ]
+
+
 def _setting_findings(spec: TopicSpec, topic: ExistingTopic, bootstrap: str) -> list[Finding]:
     """Warnings: durability below the settings, a retention other than configured."""
     found = []
@@ -236,7 +281,8 @@ def _setting_findings(spec: TopicSpec, topic: ExistingTopic, bootstrap: str) -> 
         found.append(
             _warning(f"topic {topic.name} has min.insync.replicas={have}, below {setting}; {fix}")
         )
-    if spec.role in ("input", "output", "audit"):
+    # A compacted predictions topic has no retention.ms to check (the broker ignores it).
+    if spec.role in ("input", "output", "predictions", "audit") and "retention.ms" in spec.configs:
         wanted = spec.configs["retention.ms"]
         have = topic.configs.get("retention.ms")
         if have is not None and have != wanted:
@@ -257,11 +303,19 @@ def _setting_findings(spec: TopicSpec, topic: ExistingTopic, bootstrap: str) -> 
 CHECKED_CONFIGS: dict[Role, tuple[str, ...]] = {
     "input": ("retention.ms",),
     "output": ("retention.ms",),
+    "predictions": ("cleanup.policy",),
     "control": ("cleanup.policy", "retention.ms", "retention.bytes"),
     "audit": ("retention.ms",),
     "changelog": ("cleanup.policy",),
     "internal": (),
 }
+
+
+def checked_configs(spec: TopicSpec) -> tuple[str, ...]:
+    """The configs the checks of ``spec`` read (a timed predictions topic: its retention too)."""
+    if spec.role == "predictions" and "retention.ms" in spec.configs:
+        return ("cleanup.policy", "retention.ms")
+    return CHECKED_CONFIGS[spec.role]
 
 
 def plan_topics(
@@ -281,8 +335,10 @@ def plan_topics(
             findings += _control_retention_findings(topic, bootstrap)
         if spec.role == "changelog":
             findings += _changelog_findings(topic, bootstrap)
+        if spec.role == "predictions":
+            findings += _predictions_policy_findings(spec, topic, bootstrap)
         findings += _setting_findings(spec, topic, bootstrap)
-        if any(key not in topic.configs for key in CHECKED_CONFIGS[spec.role]):
+        if any(key not in topic.configs for key in checked_configs(spec)):
             unchecked.append(spec.name)
     return TopicPlan(create, tuple(findings), tuple(unchecked))
 

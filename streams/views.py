@@ -13,7 +13,9 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
+import logging
 import math
+import re
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -43,9 +45,17 @@ from streams.metrics import publish_health
 from streams.readiness import waiting_for
 from streams.worker_health import WorkerHealth
 
+log = logging.getLogger(__name__)
+
 Handler = Callable[..., Awaitable[Response]]
 # aiohttp takes the charset separately and rejects it inside content_type.
 PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4"
+# GET /predictions: clients per page (a page is one ZRANGEBYLEX and one pipelined HGET each).
+PAGE_DEFAULT = 100
+PAGE_MAX = 1000
+# ASCII digits only (int() also takes " 5", "+5", "5_0", "٥"), and few: int() of a
+# 5,000-digit string raises.
+_PAGE_LIMIT = re.compile(r"[0-9]{1,9}")
 
 
 def _unprocessable(web: View, field: str, message: str) -> Response:
@@ -57,6 +67,21 @@ def _bad_client_id(web: View, client_id: str) -> Response | None:
     if reason is None:
         return None
     return web.json({"detail": [{"loc": ["path", "client_id"], "msg": reason}]}, status=422)
+
+
+def page_query(after: str | None, limit: str | None) -> tuple[int, list[dict[str, Any]]]:
+    """The page size of ``GET /predictions`` and the field errors of its query: ``after`` a
+    client id (absent: from the first client), ``limit`` 1 to ``PAGE_MAX``."""
+    errors: list[dict[str, Any]] = []
+    if after is not None and (reason := client_id_error(after)) is not None:
+        errors.append({"loc": ["query", "after"], "msg": reason})
+    size = PAGE_DEFAULT
+    if limit is not None:
+        size = int(limit) if _PAGE_LIMIT.fullmatch(limit) else 0
+        if not 1 <= size <= PAGE_MAX:
+            errors.append({"loc": ["query", "limit"], "msg": f"must be an integer from 1 to "
+                           f"{PAGE_MAX}"})  # fmt: skip
+    return size, errors
 
 
 def _card_summary(scorer: Scorer) -> dict[str, Any]:
@@ -86,7 +111,7 @@ def register_views(
     token: str | None = None,
 ) -> None:
     """Attach ``/health``, ``/ready``, ``/metrics``, ``/clients/{id}/features``,
-    ``/clients/{id}/prediction``, ``POST /predict`` and ``/models``."""
+    ``/clients/{id}/prediction``, ``/predictions``, ``POST /predict`` and ``/models``."""
 
     # surrogateescape: os.environ may hand undecodable bytes over (never matched then).
     expected = None if token is None else f"Bearer {token}".encode("utf-8", "surrogateescape")
@@ -164,6 +189,34 @@ def register_views(
         if latest is None:
             return web.json({"detail": f"no prediction for client {client_id!r}"}, status=404)
         return web.json(json.loads(latest))
+
+    # Every client's latest prediction, a page at a time, in the byte order of client ids
+    # (the store's index). Any worker answers for all clients: Redis is shared.
+    @app.page("/predictions")
+    @guarded
+    async def predictions_page(web: View, request: Request) -> Response:
+        after = request.query.get("after")
+        limit, errors = page_query(after, request.query.get("limit"))
+        if errors:
+            return web.json({"detail": errors}, status=422)
+        if health.redis_error is not None:
+            return web.json({"detail": f"redis unreachable: {health.redis_error}"}, status=503)
+        if health.mirror != "ok":
+            # Redis may have lost clients that the rebuild has not written back yet.
+            detail = f"redis mirror not verified yet ({health.mirror}): try again"
+            return web.json({"detail": detail}, status=503)
+        try:
+            found, next_after = await store.read_predictions(after, limit)
+        except (RedisError, OSError) as exc:
+            return web.json({"detail": f"redis unreachable: {type(exc).__name__}: {exc}"},
+                            status=503)  # fmt: skip
+        predictions = []
+        for client_id, raw in found:
+            try:
+                predictions.append(json.loads(raw))
+            except (ValueError, RecursionError):  # not a worker's: one line, the page goes on
+                log.warning("the prediction of client %r in Redis is not JSON: skipped", client_id)
+        return web.json({"predictions": predictions, "next_after": next_after})
 
     async def predict(web: View, request: Request) -> Response:
         active = models.current

@@ -80,6 +80,12 @@ class WaitingStore(OnlineStore):
         """All fields of a client's hash; raises when Redis does not answer."""
         return await self._once(super().read(client_id))
 
+    async def read_predictions(
+        self, after: str | None, limit: int
+    ) -> tuple[list[tuple[str, str]], str | None]:
+        """A page of the clients' latest predictions; raises when Redis does not answer."""
+        return await self._once(super().read_predictions(after, limit))
+
     async def read_markers(self, partitions: Iterable[int]) -> dict[int, str | None]:
         """The mirror markers of ``partitions``; raises when Redis does not answer."""
         return await self._once(super().read_markers(partitions))

@@ -74,7 +74,7 @@ def _closed_outcome(experiment_id: str) -> bytes:
         experiment_id=experiment_id, arm="champion", predicted=0.3, lower=0.1, upper=0.5,
         persistence=0.25, revenue=1_000.0, cost=700.0,
     )  # fmt: skip
-    return json.dumps(outcome_record(tracked)).encode()
+    return outcome_record(tracked).to_json()
 
 
 def _dead_letter(letters: list[Record], topic: str, position: tuple[int, int]) -> Record | None:

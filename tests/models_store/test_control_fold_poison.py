@@ -11,15 +11,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from models_store.audit_records import MAX_AUDIT_BYTES, CommandRecord, command_record
 from models_store.command_signing import Keyring, Principal, issue, new_key, sign
 from models_store.commands import Role
 from models_store.deployment import (
-    MAX_AUDIT_BYTES,
     ControlFold,
     ControlRecord,
     Outcome,
     Rejection,
 )
+from tests.services.record_schemas import checked
 
 NOW = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 V2 = "profitability@2.0.0"
@@ -45,10 +46,14 @@ class Log:
 
 
 def _audited(outcome: Outcome) -> dict[str, Any]:
-    """The audit record, checked to be JSON within the size bound."""
-    encoded = json.dumps(outcome.audit(), allow_nan=False).encode()
+    """The audit record, checked to be strict JSON within the size bound that reads back
+    as a valid record."""
+    encoded = command_record(outcome).to_json()
     assert len(encoded) <= MAX_AUDIT_BYTES + 2048  # the summary itself, and the states
     record: dict[str, Any] = json.loads(encoded)
+    json.dumps(record, allow_nan=False)
+    CommandRecord.model_validate(record)
+    checked("profitability-audit", record)
     for name in ("command_id", "type", "issued_by", "issued_at"):
         assert record[name] is None or isinstance(record[name], str)
     assert isinstance(record["args"], dict)

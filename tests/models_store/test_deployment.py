@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from models_store.audit_records import command_record
 from models_store.command_signing import Keyring, Principal, issue, new_key, sign
 from models_store.commands import Role, seed_record
 from models_store.deployment import ControlFold, ControlRecord, Deployment, Rejection
@@ -183,7 +184,7 @@ def test_erasure_is_recorded_and_audited_by_digest_only() -> None:
     log = Log()
     erased = accepted(log.command("erase_client", client_id="client-42"))
     assert "client-42" in erased.after.erased
-    record = json.dumps(erased.audit())
+    record = command_record(erased).to_json().decode()
     assert "client-42" not in record
     assert "client_sha256" in record
     rejected(log.command("erase_client", client_id="client-42"), Rejection.INVALID)
@@ -204,7 +205,7 @@ def test_two_folds_of_the_same_log_agree_whenever_they_run() -> None:
         later.apply(ControlRecord(i + 1, value, _ms(NOW + timedelta(seconds=i))))
         for i, value in enumerate(values)
     ]
-    assert [o.audit() for o in outcomes] == [o.audit() for o in replayed]
+    assert [command_record(o) for o in outcomes] == [command_record(o) for o in replayed]
     assert later.state == log.fold.state
 
 
@@ -228,7 +229,7 @@ def test_the_first_seed_starts_an_empty_log_and_later_seeds_change_nothing() -> 
     log = Log(champion=None)
     first = accepted(log.raw(seed_record(V2, "worker-a", NOW, "seed-a-0001")))
     assert first.after.deployment == Deployment(1, V2, None)
-    assert first.audit()["issued_by"] == "worker-a"
+    assert command_record(first).issued_by == "worker-a"
     # A second worker configured with another model (or the same one) changes nothing.
     for model in (V1, V2):
         late = rejected(log.raw(seed_record(model, "worker-b", NOW, "seed-b-0001")),

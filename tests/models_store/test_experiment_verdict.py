@@ -79,7 +79,8 @@ def test_a_clearly_better_challenger_is_promoted() -> None:
     verdict = judge(EXPERIMENT, REVISION, t, NOW)
     assert verdict.action == "promote", verdict
     assert "challenger is better" in verdict.reason
-    record = result_record(EXPERIMENT, "profitability@1.0.0", REVISION, t, verdict, NOW, "on")
+    result = result_record(EXPERIMENT, "profitability@1.0.0", REVISION, t, verdict, NOW, "on", "w1")
+    record = json.loads(result.to_json())
     json.dumps(record, allow_nan=False)
     assert record["outcomes"]["challenger"]["n"] == 400
     assert record["verdict"]["action"] == "promote"

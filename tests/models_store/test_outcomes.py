@@ -3,6 +3,7 @@ same client and time (the same money rule), and closes only when no event can st
 
 from __future__ import annotations
 
+import json
 import math
 from datetime import UTC, datetime
 
@@ -11,6 +12,7 @@ import pytest
 from features.offline import LoggedMessage, parsed_events
 from features.simulator import simulate, simulated_messages
 from features.state import DEFAULT_ALLOWED_LATENESS_S, ClientState, Outcome, apply_event
+from models_store.experiment_records import OutcomeRecord
 from models_store.labels import ledgers, margin_parts, margin_ratio
 from models_store.outcomes import (
     Tracked,
@@ -35,7 +37,7 @@ def test_the_realised_margin_of_a_stream_equals_the_label_of_its_horizon() -> No
     events = list(parsed_events(LoggedMessage(m.stream, m.key, m.value) for m in messages))  # type: ignore[arg-type]
     as_of = START + 100.5 * DAY
     states: dict[str, ClientState] = {}
-    outcomes: dict[str, list[dict[str, object]]] = {}
+    outcomes: dict[str, list[OutcomeRecord]] = {}
     for event in events:  # arrival order, as the stream applies them (streams/feature_pipeline)
         state = states.setdefault(event.client_id, ClientState(event.client_id))
         if apply_event(state, event) is not Outcome.APPLIED:
@@ -53,16 +55,16 @@ def test_the_realised_margin_of_a_stream_equals_the_label_of_its_horizon() -> No
     money = ledgers(events)
     assert len(outcomes) > 20
     for client, (record, shadow) in outcomes.items():
-        assert (record["arm"], shadow["arm"]) == ("champion", "shadow")
-        assert (shadow["revenue"], shadow["cost"]) == (record["revenue"], record["cost"])
+        assert (record.arm, shadow.arm) == ("champion", "shadow")
+        assert (shadow.revenue, shadow.cost) == (record.revenue, record.cost)
         revenue, cost = money[client].between(as_of, as_of + HORIZON)
-        assert record["revenue"] == pytest.approx(revenue, rel=1e-12)
-        assert record["cost"] == pytest.approx(cost, rel=1e-12)
+        assert record.revenue == pytest.approx(revenue, rel=1e-12)
+        assert record.cost == pytest.approx(cost, rel=1e-12)
         label = margin_ratio(revenue, cost)
-        realised = record["realised"]
+        realised = record.realised
         assert (realised is None and math.isnan(label)) or realised == pytest.approx(label)
-        assert record["persistence"] is None  # NaN is written as null
-        assert "client_id" not in record  # the prediction id links it, not the client id
+        assert record.persistence is None  # NaN is written as null
+        assert "client_id" not in json.loads(record.to_json())  # the prediction id links it
 
 
 def test_a_horizon_closes_only_after_its_end_plus_the_allowed_lateness() -> None:

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from models_store.card import ModelCard
+from models_store.emission import Reason
 from models_store.prediction import (
     EMISSION_FIELDS,
     FLAT_COLUMNS,
@@ -32,7 +33,7 @@ def test_payload_fields_json_and_columns(tmp_path: Path) -> None:
     scored = datetime(2025, 3, 1, 12, tzinfo=UTC)
     prediction = build_prediction(
         card, "client-3", score, event_id="ev-1", event_time=1.7e9, features_as_of=1.7e9,
-        scored_at=scored, latency_ms=12.5, reason="first",
+        scored_at=scored, latency_ms=12.5, reason=Reason.FIRST,
     )  # fmt: skip
     assert prediction.prediction_id == content_id(prediction)
     assert len(prediction.prediction_id) == 32

@@ -17,6 +17,7 @@ from models_store.tuning import SearchBudget
 from streams.control_client import audit_records, publish, read_topic
 from streams.settings import Settings
 from tests.services.event_log import START
+from tests.services.record_schemas import checked
 
 V1, V2 = "profitability@1.0.0", "profitability@2.0.0"
 
@@ -70,10 +71,11 @@ def command(env: dict[str, str], bootstrap: str, kind: str, **args: Any) -> dict
         publish(settings_of(env), [bootstrap], {}, kind, args, key="profitability", wait_s=60)
     )
     assert published.audit is not None, f"no audit record for {kind}"
-    return published.audit
+    return checked("profitability-audit", published.audit)  # type: ignore[no-any-return]
 
 
 def audit(env: dict[str, str], bootstrap: str) -> list[dict[str, Any]]:
     """The audit trail's records so far."""
     topic = env["PROFITSTREAM_TOPICS__AUDIT"]
-    return audit_records(asyncio.run(read_topic([bootstrap], {}, topic)))
+    records = audit_records(asyncio.run(read_topic([bootstrap], {}, topic)))
+    return [checked("profitability-audit", record) for record in records]

@@ -24,6 +24,9 @@ def held_port() -> Iterator[int]:
         yield int(sock.getsockname()[1])
 
 
+DOCS = Path(__file__).resolve().parents[2] / "docs"
+
+
 def test_malformed_broker_url(tmp_path: Path) -> None:
     result = run_cli("--data-dir", str(tmp_path), "--broker", "http://x:1", "worker")
     assert_one_line_error(result, "PROFITSTREAM_BROKER", "kafka:// scheme")
@@ -139,9 +142,13 @@ def test_schemas_writes_the_contract(tmp_path: Path) -> None:
     assert sorted(p.name for p in (tmp_path / "schemas").iterdir()) == [
         "billing.schema.json",
         "client-activity.schema.json",
+        "profitability-audit.schema.json",
         "profitability-control.schema.json",
+        "profitability-monitoring.schema.json",
         "profitability-predictions.schema.json",
     ]
+    for path in (tmp_path / "schemas").iterdir():  # what is generated is what is committed
+        assert path.read_text() == (DOCS / "schemas" / path.name).read_text(), path.name
 
 
 def test_simulate_writes_the_log_and_the_oracle_beside_it(tmp_path: Path) -> None:

@@ -234,6 +234,9 @@ def test_every_documented_form_runs(
         cli_.ok("models", "retire", V3)
         cli_.ok("clients", "erase", "client-00003")
         cli_.ok("simulate", "--clients", "5", "--months", "2", "--to-kafka")
+        cli_.ok("predictions", "export", "--out", str(tmp_path / "latest.csv"))
+        latest = pd.read_csv(tmp_path / "latest.csv", dtype={"client_id": str})
+        assert "client-00003" not in set(latest["client_id"])  # erased above
 
         trail = cli_.ok("audit", env={"COLUMNS": ""})  # not a terminal: cells stay whole
         assert "approve (register)" in trail

@@ -16,6 +16,7 @@ from models_store.deployment import ALREADY_ERASED, ControlFold, ControlRecord, 
 from streams.active_models import Erasure, erased_client
 from streams.control_client import erasure_command, erasure_summary, unswept
 from streams.feature_pipeline import erasure_record, recent
+from tests.services.record_schemas import checked
 
 NOW = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 ADMIN = Principal("alice", Role.ADMIN, bytes.fromhex(new_key()))
@@ -40,13 +41,13 @@ def test_the_fold_names_the_erased_client_once() -> None:
 
 
 def test_an_erasure_record_names_the_client_by_digest_and_every_store() -> None:
-    record = erasure_record(
+    written = erasure_record(
         "client-42", Erasure(7, NOW.timestamp()), [0, 1],
         [_metadata("app-client-state-changelog", 1, 310)], 1,
         _metadata("predictions", 3, 55), "w@host:6066", 4, NOW + timedelta(seconds=0.2),
     )  # fmt: skip
-    assert "client-42" not in json.dumps(record)
-    assert record == {
+    assert b"client-42" not in written.to_json()
+    assert checked("profitability-audit", json.loads(written.to_json())) == {
         "schema_version": 1, "kind": "erasure", "offset": 7,
         "client_sha256": client_digest("client-42"), "worker": "w@host:6066",
         "at": "2026-11-01T12:00:00.200000+00:00", "found": True, "swept": [0, 1],
@@ -54,7 +55,7 @@ def test_an_erasure_record_names_the_client_by_digest_and_every_store() -> None:
         "redis_deleted": 1, "predictions_tombstone": {"partition": 3, "offset": 55},
     }  # fmt: skip
     nothing = erasure_record("c", None, [2], [], 0, _metadata("p", 0, 1), "w", 4, NOW)
-    assert (nothing["found"], nothing["offset"]) == (False, None)
+    assert (nothing.found, nothing.offset) == (False, None)
 
 
 def test_nothing_found_is_reported_only_while_the_erasure_is_recent() -> None:

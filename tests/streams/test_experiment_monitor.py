@@ -34,6 +34,7 @@ from tests.services.control_plane import (
 )
 from tests.services.event_log import metric, produce_log, simulated_log
 from tests.services.kafka_clients import produce
+from tests.services.record_schemas import checked
 from tests.services.worker_process import running_worker
 
 
@@ -46,7 +47,7 @@ def _env(worker_env: dict[str, str], registry: Path, keys: Path) -> dict[str, st
 def _monitoring(env: dict[str, str], bootstrap: str, experiment_id: str) -> list[dict[str, Any]]:
     raw = asyncio.run(read_key_partition(
         [bootstrap], {}, env["PROFITSTREAM_TOPICS__MONITORING"], experiment_id, 0))  # fmt: skip
-    return [json.loads(value) for _, _, value in raw]
+    return [checked("profitability-monitoring", json.loads(value)) for _, _, value in raw]
 
 
 def _inject(env: dict[str, str], bootstrap: str, experiment_id: str, values: list[bytes]) -> None:
@@ -73,7 +74,7 @@ def _closed_outcomes(experiment_id: str, arm: str, model: str, mae: float, n: in
             lower=realised - 0.2, upper=realised + 0.2, persistence=0.25,
             revenue=1_000.0, cost=1_000.0 * (1 - realised),
         )  # fmt: skip
-        records.append(json.dumps(outcome_record(tracked)).encode())
+        records.append(outcome_record(tracked).to_json())
     return records
 
 
@@ -147,7 +148,7 @@ def test_the_schedule_advances_while_guardrails_hold_and_a_broken_one_stops_it(
                            counts.drift_n)  # fmt: skip
         model = V2 if arm == "challenger" else V1
         return health_record("injected/1", HealthKey(experiment_id, revision, arm, model),
-                             counts, now)  # fmt: skip
+                             counts, now).to_json()  # fmt: skip
 
     with running_worker(env):
         assert command(env, kafka_bootstrap, "register", model=V2)["outcome"] == "accepted"
@@ -250,8 +251,8 @@ def test_without_a_monitor_principal_results_are_published_and_a_manual_ramp_wai
                           challenger=V2, salt="s", schedule=[0.1, 0.5])  # fmt: skip
         revision = started["after"]["deployment_revision"]
         key = HealthKey(experiment_id, revision, "challenger", V2)
-        _inject(env, kafka_bootstrap, experiment_id,
-                [health_record("injected/1", key, broken, datetime.now(UTC))])  # fmt: skip
+        record = health_record("injected/1", key, broken, datetime.now(UTC))
+        _inject(env, kafka_bootstrap, experiment_id, [record.to_json()])
 
         def verdicts() -> list[dict[str, Any]]:
             results = [r for r in _monitoring(env, kafka_bootstrap, experiment_id)

@@ -5,7 +5,8 @@ The nine probes of issue 13 finding 5 (each a 500 before) are sent first, one by
 with the 4xx and the reason it must get. Then hypothesis writes requests byte for byte on
 a socket (tests/services/raw_http.py, since urllib refuses most of them): every endpoint
 and unknown ones, any method, ``as_of`` as numbers, NaN, infinities, huge and negative
-values, ISO times with and without offsets, garbage and non-ASCII; ``Authorization``
+values, ISO times with and without offsets, garbage and non-ASCII; ``/predictions``
+pages with any ``after`` and ``limit``; ``Authorization``
 headers of raw bytes; what-if bodies with extreme values, huge integers, deep nesting, not
 JSON, not UTF-8, oversized, chunked or not. No response may be a 5xx (or missing), and
 after all of them the worker is healthy and ready, scores a valid vector as before, and
@@ -264,6 +265,29 @@ _QUERIES = st.one_of(
     st.text(max_size=20).map(lambda raw: "?" + _quoted(raw)),
     st.sampled_from(["", "?", "?as_of", "?as_of=", "?&&", "?as_of=%", "?as_of=%zz", "?%00=1"]),
 )
+_LIMITS = st.one_of(
+    st.integers(-5, 1005).map(str),
+    st.integers().map(str),
+    st.integers(1, 6000).map(lambda n: "9" * n),  # int() refuses over 4,300 digits
+    st.floats().map(repr),
+    st.sampled_from(["", "+5", " 5", "5_0", "0x10", "1e3", "١٢", "100", "1000", "1001", "0"]),
+    st.text(max_size=8),
+)
+
+
+def _page_queries(client_id: str) -> st.SearchStrategy[str]:
+    """``GET /predictions`` queries: ``after`` any segment, ``limit`` any number or text."""
+    after = _segments(client_id).map(lambda s: "after=" + s)
+    limit = _LIMITS.map(lambda raw: "limit=" + _quoted(raw))
+    return st.one_of(
+        st.tuples(after, limit).map(lambda two: f"?{two[0]}&{two[1]}"),
+        after.map(lambda a: "?" + a),
+        limit.map(lambda lim: "?" + lim),
+        st.tuples(limit, limit).map(lambda two: f"?{two[0]}&{two[1]}"),
+        _QUERIES,
+    )
+
+
 _METHODS = st.sampled_from(
     [b"GET", b"POST", b"PUT", b"DELETE", b"PATCH", b"HEAD", b"OPTIONS", b"TRACE", b"BREW", b"get"]
 )
@@ -286,6 +310,8 @@ def _requests(client_id: str) -> st.SearchStrategy[RawRequest]:
                 "//",
                 "/..",
                 "/clients//features",
+                "/predictions",
+                "/predictions/",
             ]
         ),
         segment.map(lambda s: f"/clients/{s}/features"),
@@ -323,7 +349,12 @@ def _requests(client_id: str) -> st.SearchStrategy[RawRequest]:
         _AUTHS,
         st.none() | _BODIES,
     )
-    return st.one_of(features, features, predicts, predicts, anything)
+    pages = st.builds(
+        lambda query, auth: RawRequest(b"GET", f"/predictions{query}".encode(), auth),
+        _page_queries(client_id),
+        _AUTHS,
+    )
+    return st.one_of(features, features, predicts, predicts, pages, anything)
 
 
 def _raised(log: str) -> list[str]:
@@ -362,6 +393,14 @@ def test_no_hostile_request_gets_a_5xx(
         assert status == 200, before
 
         _check_the_nine_probes(worker, client_id)
+        status, page = _send(worker, RawRequest(b"GET", b"/predictions?limit=2", [AUTH]))
+        assert status == 200, page
+        shown = page["predictions"]
+        assert isinstance(shown, list), page
+        assert ([p["client_id"] for p in shown], page["next_after"]) == (
+            ["client-00000", "client-00001"],
+            "client-00001",
+        )
 
         statuses: Counter[int] = Counter()
         started = time.monotonic()

@@ -9,10 +9,10 @@ import json
 import pytest
 from aiokafka.record.default_records import DefaultRecordBatchBuilder
 
+from models_store.audit_records import minimal_command_record
 from models_store.deployment import ControlState, Deployment, Outcome, Rejection
 from models_store.experiment_verdict import ExperimentTally
 from models_store.sequential_test import SequentialDesign
-from streams.audit_trail import minimal_record
 from streams.dead_letters import dead_letter_headers, fit_for_dlq
 from streams.experiment_monitor import add_record
 from streams.source_records import SourceRecord
@@ -82,8 +82,8 @@ def _outcome(accepted: bool) -> Outcome:
 
 @pytest.mark.parametrize("accepted", [True, False])
 def test_the_minimal_audit_record_keeps_the_folds_verdict(accepted: bool) -> None:
-    record = minimal_record(3, 1_795_000_000.0, _outcome(accepted), "TypeError: boom")
-    assert json.loads(json.dumps(record)) == record
+    written = minimal_command_record(3, 1_795_000_000.0, _outcome(accepted), "TypeError: boom")
+    record = json.loads(written.to_json())
     assert record["kind"] == "command"
     assert record["offset"] == 3
     assert record["reason"] == "audit_failed"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import math
 from datetime import UTC, datetime
+from typing import Literal
 
 import numpy as np
 import pytest
@@ -64,7 +65,10 @@ def test_decisions_are_remembered_and_a_bad_client_is_isolated(scorer: Scorer) -
         stage.close()
 
 
-def _experiment(mode: str, share: float, challenger: str) -> Experiment:
+Mode = Literal["ab", "shadow"]
+
+
+def _experiment(mode: Mode, share: float, challenger: str) -> Experiment:
     return Experiment(
         experiment_id="e1", challenger=challenger, mode=mode, share=share, schedule=(),
         salt="salt", metric="mae", min_samples=10, alpha=0.05, max_duration_days=90,

@@ -83,8 +83,18 @@ def test_the_topics_of_design_md_with_their_configs() -> None:
     assert specs[names.audit].partitions == 1
     assert specs[names.audit].configs["retention.ms"] == "-1"
     assert specs[names.activity].partitions == specs[names.billing].partitions == 8
-    assert specs[names.predictions].configs["retention.ms"] == "604800000"
+    # Compacted by default: each client's latest prediction stays, whatever its age.
+    assert specs[names.predictions].configs == {
+        "cleanup.policy": "compact",
+        "min.insync.replicas": "2",
+    }
+    assert specs[names.shadow].configs["retention.ms"] == "604800000"
     assert specs["app-client-state-changelog"].configs["cleanup.policy"] == "compact"
+    timed = {s.name: s for s in _specs(_settings(predictions_compacted=False))}
+    assert timed[names.predictions].configs == {
+        "cleanup.policy": "delete",
+        "retention.ms": "604800000",
+    }
 
 
 def test_the_app_topics_carry_the_names_faust_gives_them(tmp_path: Path) -> None:
@@ -180,6 +190,40 @@ def test_a_changelog_that_is_not_compacted_is_an_error() -> None:
     assert "--add-config cleanup.policy=compact`" in plan.errors[0]
 
 
+def test_a_predictions_topic_compacted_otherwise_than_configured_is_a_warning() -> None:
+    predictions = TopicNames().predictions
+    fix = (
+        f"run `kafka-configs.sh --bootstrap-server {BOOTSTRAP} --alter --entity-type topics "
+        f"--entity-name {predictions} --add-config"
+    )
+    for policy in ("delete", "compact,delete"):
+        existing = _existing(_specs(), **{predictions: {"cleanup_policy": policy}})
+        plan = plan_topics(_specs(), existing, BOOTSTRAP)
+        assert plan.errors == []  # the worker runs; subscribers get another picture
+        assert [f.message for f in plan.findings] == [
+            f"topic {predictions} has cleanup.policy={policy}, but "
+            "PROFITSTREAM_PREDICTIONS_COMPACTED is true (compaction only keeps each client's "
+            f"latest prediction for new subscribers, whatever its age); {fix} "
+            "cleanup.policy=compact` or set PROFITSTREAM_PREDICTIONS_COMPACTED=false"
+        ]
+    timed = _specs(_settings(predictions_compacted=False))
+    plan = plan_topics(timed, _existing(timed, **{predictions: {"cleanup_policy": "compact"}}),
+                       BOOTSTRAP)  # fmt: skip
+    assert [f.message for f in plan.findings] == [
+        f"topic {predictions} has cleanup.policy=compact, but "
+        "PROFITSTREAM_PREDICTIONS_COMPACTED is false (predictions are deleted after "
+        f"retention.ms=604800000 instead); {fix} cleanup.policy=delete,retention.ms=604800000` "
+        "or set PROFITSTREAM_PREDICTIONS_COMPACTED=true"
+    ]
+    # Compacted as configured: its retention.ms (which the broker ignores) is not checked.
+    compacted = _existing(_specs(), **{predictions: {"retention_ms": 1000}})
+    assert plan_topics(_specs(), compacted, BOOTSTRAP).findings == ()
+    # A broker that reports no cleanup.policy (Tansu, for a topic it auto-created).
+    bare = {**_existing(_specs()), predictions: ExistingTopic(predictions, 8, 1, {})}
+    plan = plan_topics(_specs(), bare, BOOTSTRAP)
+    assert (plan.findings, plan.unchecked) == ((), (predictions,))
+
+
 def test_durability_and_retention_below_the_settings_are_warnings() -> None:
     settings = _settings(topic_replication_factor=3, topic_min_insync_replicas=2)
     specs = _specs(settings)
@@ -235,11 +279,12 @@ def _no_model(ref: str) -> Scorer:
 # --- against the live broker -----------------------------------------------------------------
 
 
-def _broker_specs(unique: str, partitions: int = 4) -> list[TopicSpec]:
+def _broker_specs(unique: str, partitions: int = 4, **extra: object) -> list[TopicSpec]:
     settings = _settings(
         app_id=unique,
         topic_partitions=partitions,
         topics={name: f"{unique}-{name}" for name in TopicNames.model_fields},
+        **extra,
     )
     return [
         *product_topics(settings),
@@ -286,6 +331,36 @@ def test_the_worker_creates_every_topic_with_its_configs_once(
     again = asyncio.run(ensure_topics(specs, [kafka_bootstrap], {}))
     assert again.create == ()
     assert again.findings == ()
+
+
+def test_a_predictions_topic_with_the_other_cleanup_policy_is_reported_not_refused(
+    kafka_bootstrap: str, unique: str
+) -> None:
+    """Made by hand before the worker with delete retention (as before compaction was the
+    default), or compacted while compaction is off: a warning naming the fix, and the
+    worker creates the rest and goes on."""
+    for compacted, created, fix in (
+        (
+            True,
+            {"cleanup.policy": "delete", "retention.ms": "604800000"},
+            "cleanup.policy=compact`",
+        ),
+        (False, {"cleanup.policy": "compact"}, "cleanup.policy=delete,retention.ms=604800000`"),
+    ):
+        specs = _broker_specs(f"{unique}{int(compacted)}", predictions_compacted=compacted)
+        predictions = next(s for s in specs if s.role == "predictions")
+        _create_topic(kafka_bootstrap, NewTopic(predictions.name, 4, 1, topic_configs=created))
+        plan = asyncio.run(ensure_topics(specs, [kafka_bootstrap], {}))
+        assert {s.name for s in plan.create} == {s.name for s in specs} - {predictions.name}
+        (finding,) = plan.findings
+        assert finding.severity == "warning"
+        assert finding.message.startswith(
+            f"topic {predictions.name} has cleanup.policy={created['cleanup.policy']}, but "
+            f"PROFITSTREAM_PREDICTIONS_COMPACTED is {str(compacted).lower()}"
+        ), finding.message
+        assert finding.message.endswith(
+            f"{fix} or set PROFITSTREAM_PREDICTIONS_COMPACTED={str(not compacted).lower()}"
+        ), finding.message
 
 
 def test_a_control_topic_kept_for_a_week_stops_the_worker_before_it_creates_anything(

@@ -1,0 +1,146 @@
+"""The records of `profitability-monitoring`: what experiments are judged on (schema version 1).
+
+Three kinds share the topic, told apart by ``kind``:
+- ``outcome``: a prediction whose horizon closed, next to the realised margin (written by
+  the worker that owned the client; keyed by experiment id, else by model);
+- ``arm_health``: one worker incarnation's cumulative counts of one arm's model calls
+  (keyed by experiment id);
+- ``experiment_result``: the monitor's look at an experiment: the test, the guardrails and
+  the verdict (keyed by experiment id, written when it changes).
+
+Readers fold these records leniently (``experiment_verdict.ExperimentTally``): an unknown
+kind or field is skipped, never fatal. ``docs/schemas/profitability-monitoring.schema.json``
+is generated from the classes here.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+from models_store.sequential_test import SequentialResult
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    def to_json(self) -> bytes:
+        """Compact JSON bytes for the topic (NaN and infinities are written as null)."""
+        return self.model_dump_json().encode()
+
+
+class OutcomeRecord(_Record):
+    """A tracked prediction whose horizon closed: what was predicted and what happened.
+
+    Carries no client id: ``prediction_id`` links it to the prediction."""
+
+    schema_version: Literal[1] = 1
+    kind: Literal["outcome"] = "outcome"
+    prediction_id: str
+    model: str = Field(description="NAME@VERSION of the model that predicted")
+    experiment_id: str | None
+    arm: Literal["champion", "challenger", "shadow"] | None
+    features_as_of: float = Field(description="epoch seconds: the prediction's features_as_of")
+    horizon_end: float = Field(description="epoch seconds: features_as_of + the horizon")
+    predicted: float
+    lower: float
+    upper: float
+    persistence: float | None = Field(
+        description="the client's realised margin of the 90 days before (null: undefined)"
+    )
+    revenue: float = Field(description="money in of the horizon")
+    cost: float = Field(description="money out of the horizon")
+    realised: float | None = Field(description="realised margin ratio (null: no revenue)")
+
+
+class ArmHealthRecord(_Record):
+    """One worker incarnation's cumulative counts of one arm's model since it started."""
+
+    schema_version: Literal[1] = 1
+    kind: Literal["arm_health"] = "arm_health"
+    worker: str = Field(description="WORKER_ID/INCARNATION: a restart reports anew")
+    at: str = Field(description="ISO-8601 time the counts were published")
+    experiment_id: str
+    deployment_revision: int
+    arm: Literal["champion", "challenger", "shadow"]
+    model: str
+    latency_buckets_ms: list[float] = Field(description="upper bounds; one more bucket is open")
+    scored: int
+    failures: int
+    latency_counts: list[int] = Field(description="model calls per latency bucket")
+    drift_sum: float = Field(description="sum of |predicted - persistence|")
+    drift_n: int
+
+
+class ArmOutcomes(_Record):
+    """An arm's closed outcomes so far."""
+
+    n: int
+    mae: float
+    bias: float = Field(description="mean of predicted - realised")
+    coverage: float = Field(description="share of realised margins inside the interval")
+
+
+class ArmCalls(_Record):
+    """An arm's model calls so far, over every worker."""
+
+    scored: int
+    failures: int
+    error_rate: float
+    latency_p95_ms: float | None
+    drift: float | None
+
+
+class GuardrailState(_Record):
+    """One guardrail at this look (``value``/``breached`` null: not enough evidence)."""
+
+    name: str
+    value: float | None
+    limit: float
+    breached: bool | None
+
+
+class VerdictPart(_Record):
+    """The action the evidence calls for and why (``share``: the next share of a ramp)."""
+
+    action: Literal["continue", "ramp", "promote", "stop"]
+    reason: str
+    share: float | None
+
+
+class ExperimentResultRecord(_Record):
+    """The monitor's look at a running experiment, published when it changes."""
+
+    schema_version: Literal[1] = 1
+    kind: Literal["experiment_result"] = "experiment_result"
+    experiment_id: str
+    at: str = Field(description="ISO-8601 time of the look")
+    deployment_revision: int
+    champion: str | None
+    challenger: str
+    mode: Literal["ab", "shadow"]
+    share: float
+    outcomes: dict[str, ArmOutcomes] = Field(description="by arm: champion, challenger")
+    test: SequentialResult | None = Field(description="the always-valid test; null: no look yet")
+    health: dict[str, ArmCalls] = Field(description="by arm: champion, challenger")
+    guardrails: list[GuardrailState]
+    verdict: VerdictPart
+    actions: str = Field(description="what the monitor did about the verdict")
+    ignored: dict[str, int] = Field(description="records skipped, by why")
+    monitor: str = Field(description="the worker whose monitor looked")
+
+
+MonitoringRecord = Annotated[
+    OutcomeRecord | ArmHealthRecord | ExperimentResultRecord, Field(discriminator="kind")
+]
+
+
+def monitoring_schema_file() -> tuple[str, str]:
+    """(file name, JSON Schema text) of the monitoring topic's records."""
+    schema = TypeAdapter(MonitoringRecord).json_schema()
+    schema["title"] = "profitability-monitoring record"
+    schema["description"] = "One record of the monitoring topic; `kind` names its schema."
+    return "profitability-monitoring.schema.json", json.dumps(schema, indent=2,
+                                                             sort_keys=True) + "\n"  # fmt: skip
