@@ -43,11 +43,16 @@ from benchmarks.local_stack import (
     worker_metric,
 )
 from features.definitions import FEATURE_NAMES
-from features.simulator import SimulatedMessage, history_frame, simulate, simulated_messages
+from features.simulation.portfolio import (
+    SimulatedMessage,
+    history_frame,
+    simulate,
+    simulated_messages,
+)
 from models_store.registry import open_registry
-from models_store.scoring import Scorer
-from models_store.training import TrainingRequest, train
-from models_store.tuning import SearchBudget
+from models_store.scoring.scorer import Scorer
+from models_store.training.train import TrainingRequest, train
+from models_store.training.tuning import SearchBudget
 from streams.stack.processes import free_port, spawn, stop_pid, wait_until
 
 PARTITIONS = 4

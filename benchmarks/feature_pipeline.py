@@ -38,8 +38,8 @@ from benchmarks.local_stack import (
     worker_metric,
 )
 from features.offline import LoggedMessage
-from features.simulator import simulate, simulated_messages
-from streams.replay import replay_to_kafka
+from features.simulation.portfolio import simulate, simulated_messages
+from streams.kafka.replay import replay_to_kafka
 from streams.settings import Settings, TopicNames
 from streams.stack.processes import free_port, spawn, stop_pid
 

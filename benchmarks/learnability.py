@@ -24,10 +24,10 @@ from rich.table import Table
 from xgboost import XGBRegressor
 
 from features.definitions import FEATURE_NAMES
-from features.simulator import PERIOD_S, oracle_expected_r2, simulate
-from models_store.dataset import build_training_set, cutoff_schedule, load_history
-from models_store.evaluation import regression_metrics
-from models_store.splits import purged_split
+from features.simulation.portfolio import PERIOD_S, oracle_expected_r2, simulate
+from models_store.training.dataset import build_training_set, cutoff_schedule, load_history
+from models_store.training.evaluation import regression_metrics
+from models_store.training.splits import purged_split
 
 HIDDEN = ["price_factor", "neediness", "complexity", "creep", "bills_overage", "cost_rate",
           "growth", "satisfaction", "creep_hours", "periods_left", "endpoints"]  # fmt: skip

@@ -3,7 +3,7 @@
 Beside the hashes, one marker per table partition (``{namespace}:mirror:{partition}``) says
 that the worker owning the partition has written the mirror of all its clients: a Redis
 that was flushed, or restarted without persistence, has none, and the owner rebuilds
-(``streams.mirror_rebuild``).
+(``streams.pipeline.mirror_rebuild``).
 
 And one sorted set, ``{namespace}:clients``, of every client id with a hash, all scored 0 so
 that Redis orders them by their bytes: ``GET /predictions`` pages through it in a stable

@@ -85,7 +85,7 @@ Stamp = tuple[float, str]
 # experiment arm, event time). Kept with the state so a replay after a crash decides
 # emissions exactly as before.
 EmittedMemo = tuple[float, str, str, str | None, float]
-# The emitted prediction whose realised outcome is awaited (``models_store.outcomes``):
+# The emitted prediction whose realised outcome is awaited (``models_store.experiments.outcomes``):
 # (as_of, horizon end, prediction id, model, experiment, arm, predicted, lower, upper,
 # persistence, revenue so far, cost so far).
 TrackedMemo = tuple[float, float, str, str, str | None, str | None, float, float, float, float,

@@ -7,31 +7,31 @@ from typing import Any
 import faust
 
 from features.online_store import redis_client
-from models_store.command_signing import Keyring, Principal, load_keyring
-from models_store.deployment import ControlFold
-from models_store.emission import EmissionPolicy
-from models_store.scoring import Scorer
-from streams import commit_guard
-from streams.active_models import ActiveModels, registry_loader
-from streams.agents import register_agents
-from streams.audit_trail import register_audit_trail
-from streams.client_table import declare_client_table
-from streams.control_log import ControlLog
-from streams.control_seed import ControlSeed
+from models_store.control.fold import ControlFold
+from models_store.control.signing import Keyring, Principal, load_keyring
+from models_store.scoring.emission import EmissionPolicy
+from models_store.scoring.scorer import Scorer
+from streams.control.active_models import ActiveModels, registry_loader
+from streams.control.audit_trail import register_audit_trail
+from streams.control.experiment_monitor import ExperimentMonitor
+from streams.control.health_reports import HealthReports
+from streams.control.log import ControlLog
+from streams.control.seed import ControlSeed
 from streams.errors import ProfitstreamError
-from streams.experiment_monitor import ExperimentMonitor
-from streams.faust_logging import quiet_malformed_requests, quiet_paused_inputs
-from streams.feature_pipeline import FeaturePipeline
-from streams.gap_reader import GapReader
-from streams.health_reports import HealthReports
-from streams.input_reader import InputReader
-from streams.mirror_rebuild import MirrorKeeper
-from streams.preflight import aiokafka_security_kwargs
-from streams.scoring_stage import ScoringStage
+from streams.kafka import commit_guard
+from streams.kafka.faust_logging import quiet_malformed_requests, quiet_paused_inputs
+from streams.kafka.gap_reader import GapReader
+from streams.kafka.preflight import aiokafka_security_kwargs
+from streams.kafka.topics import declare_topics
+from streams.pipeline.agents import register_agents
+from streams.pipeline.batch import FeaturePipeline
+from streams.pipeline.client_table import declare_client_table
+from streams.pipeline.input_reader import InputReader
+from streams.pipeline.mirror_rebuild import MirrorKeeper
+from streams.pipeline.scoring_stage import ScoringStage
+from streams.pipeline.waiting_store import WaitingStore
 from streams.settings import KafkaSecurity, Settings
-from streams.topics import declare_topics
 from streams.views import register_views
-from streams.waiting_store import WaitingStore
 from streams.worker_health import WorkerHealth
 
 
@@ -95,7 +95,7 @@ def create_app(
         # Tansu under-reports a changelog's end after a multi-record batch, so a standby that
         # read to the true end fails this check when it takes over (ConsistencyError). What the
         # check guards against, a changelog that lost what the local state holds, is checked
-        # before the worker starts instead (streams/data_dir.py).
+        # before the worker starts instead (streams/pipeline/data_dir.py).
         "recovery_consistency_check": False,
     }
     app = faust.App(settings.app_id, **options)
@@ -155,7 +155,7 @@ def create_app(
     reader = InputReader(app, settings, pipeline, models, consumer_options, worker_health, mirror)
     register_agents(app, settings, pipeline, reader)
     register_audit_trail(app, topics, control)
-    health = HealthReports(scoring, topics.monitoring, pipeline.worker_id)
+    health = HealthReports(scoring.health, topics.monitoring, pipeline.worker_id)
     signer = monitor_principal(settings, keyring)
     monitor = ExperimentMonitor(app, topics, control, consumer_options, signer, pipeline.worker_id)
 

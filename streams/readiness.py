@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import faust
 
-from streams.active_models import ActiveModels
 from streams.worker_health import WorkerHealth
 
 
@@ -21,8 +20,9 @@ def is_ready(app: faust.App) -> bool:
     return recovery_waiting(app) is None
 
 
-def waiting_for(app: faust.App, models: ActiveModels, health: WorkerHealth) -> list[str]:
+def waiting_for(app: faust.App, models_waiting: str | None, health: WorkerHealth) -> list[str]:
     """Every reason ``/ready`` says 503 (empty: ready): table recovery or a rebalance, the
-    control log or models, the broker, Redis and its mirror, held input partitions."""
-    reasons = [reason for reason in (recovery_waiting(app), models.waiting_for()) if reason]
+    control log or models (``models_waiting``, from the loaded models), the broker, Redis
+    and its mirror, held input partitions."""
+    reasons = [reason for reason in (recovery_waiting(app), models_waiting) if reason]
     return reasons + health.problems()

@@ -30,9 +30,8 @@ from redis.exceptions import RedisError
 
 from features.definitions import feature_dict
 from features.online_store import OnlineStore
-from models_store.scoring import Scorer
-from streams.active_models import ActiveDeployment, ActiveModels
-from streams.client_table import read_state
+from models_store.scoring.scorer import Scorer
+from streams.control.active_models import ActiveDeployment, ActiveModels
 from streams.http_input import (
     bearer_error,
     body_size_error,
@@ -42,6 +41,7 @@ from streams.http_input import (
     read_what_if,
 )
 from streams.metrics import publish_health
+from streams.pipeline.client_table import read_state
 from streams.readiness import waiting_for
 from streams.worker_health import WorkerHealth
 
@@ -138,7 +138,7 @@ def register_views(
 
     @app.page("/ready")
     async def ready(web: View, request: Request) -> Response:
-        waiting = waiting_for(app, models, health)
+        waiting = waiting_for(app, models.waiting_for(), health)
         if waiting:
             return web.json({"ready": False, "waiting_for": waiting}, status=503)
         return web.json({"ready": True})
@@ -147,7 +147,7 @@ def register_views(
     @app.page("/metrics")
     async def metrics(web: View, request: Request) -> Response:
         active = models.current
-        publish_health(health, not waiting_for(app, models, health),
+        publish_health(health, not waiting_for(app, models.waiting_for(), health),
                        None if active is None else active.revision,
                        loaded_models(active))  # fmt: skip
         return web.bytes(generate_latest(), content_type=PROMETHEUS_CONTENT_TYPE)

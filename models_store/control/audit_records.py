@@ -24,7 +24,8 @@ from typing import Annotated, Any, Final, Literal
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from features.bounded_json import KIB, size_text
-from models_store.deployment import ControlState, Experiment, Outcome, Rejection, client_digest
+from models_store.control.fold import ControlState, Outcome, Rejection, client_digest
+from models_store.experiments.design import Experiment
 
 MAX_AUDIT_BYTES = 64 * KIB  # a larger audit record names the command by digest
 # ``reason`` of a record written after the full one could not be (``minimal_command_record``).

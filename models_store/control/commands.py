@@ -2,7 +2,7 @@
 
 A command is a JSON object: who issued it, when, a nonce, the deployment revision it was
 written against, its arguments, and an HMAC-SHA256 signature over everything else
-(``models_store.command_signing``). ``docs/schemas/profitability-control.schema.json`` is
+(``models_store.control.signing``). ``docs/schemas/profitability-control.schema.json`` is
 generated from ``Command``.
 """
 
@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, field_validator
 
-from models_store.card import NAME_PATTERN, SEMVER
+from models_store.registry.card import NAME_PATTERN, SEMVER
 
 COMMAND_SCHEMA_VERSION = 1
 # name@MAJOR.MINOR.PATCH: commands name exact versions (the CLI resolves aliases), so every

@@ -16,7 +16,7 @@ revision) · ``invalid`` (not applicable to the state, e.g. deploying a retired 
 ``MAX_COMMAND_DEPTH``. ``internal``: a check or transition raised where none was
 foreseen; the record is rejected with the error's message instead of stopping the fold.
 
-A ``seed`` record (``models_store.commands.Seed``) is how a worker's ``PROFITSTREAM_MODEL``
+A ``seed`` record (``models_store.control.commands.Seed``) is how a worker's ``PROFITSTREAM_MODEL``
 enters the log: unsigned, it is accepted only while no champion was ever deployed, so
 the log alone, never a worker's configuration, decides what is deployed.
 
@@ -30,14 +30,12 @@ import hashlib
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import ValidationError
 
 from features.bounded_json import KIB, error_text, load_bounded
-from models_store.assignment import next_share
-from models_store.command_signing import Keyring, signature_matches
-from models_store.commands import (
+from models_store.control.commands import (
     REQUIRED_ROLE,
     ROLE_RANK,
     SEED_TYPE,
@@ -54,6 +52,9 @@ from models_store.commands import (
     RollbackArgs,
     Seed,
 )
+from models_store.control.signing import Keyring, signature_matches
+from models_store.experiments.assignment import next_share
+from models_store.experiments.design import Experiment
 
 MAX_COMMAND_BYTES = 256 * KIB  # a command is a few hundred bytes
 MAX_COMMAND_DEPTH = 64  # a command nests 3 deep (command, args, guardrails)
@@ -78,26 +79,6 @@ class Rejection(StrEnum):
     STALE = "stale"
     INVALID = "invalid"
     INTERNAL = "internal"
-
-
-@dataclass(frozen=True)
-class Experiment:
-    """A running experiment: champion against ``challenger`` for a share of clients."""
-
-    experiment_id: str
-    challenger: str
-    mode: Literal["ab", "shadow"]
-    share: float
-    schedule: tuple[float, ...]
-    salt: str
-    metric: str
-    min_samples: int
-    alpha: float
-    max_duration_days: float
-    auto_promote: bool
-    guardrails: dict[str, float]
-    started_at: float  # broker time of the start command, epoch seconds
-    started_revision: int
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from models_store.commands import Role, signed_body
+from models_store.control.commands import Role, signed_body
 from models_store.errors import ModelStoreError
 
 MIN_KEY_BYTES = 32

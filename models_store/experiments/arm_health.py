@@ -138,3 +138,17 @@ def merge_health(parts: Iterable[ArmHealth]) -> ArmHealth:
             drift_n=total.drift_n + part.drift_n,
         )
     return total
+
+
+@dataclass(frozen=True)
+class HealthKey:
+    """Whose counts: an arm's model, at one deployment revision of one experiment."""
+
+    experiment_id: str
+    deployment_revision: int
+    arm: str
+    model: str
+
+
+# What a worker counts: an arm's model calls, by whose they are.
+HealthBook = dict[HealthKey, ArmHealth]

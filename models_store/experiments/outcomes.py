@@ -22,9 +22,9 @@ from dataclasses import astuple, dataclass, replace
 
 from features.definitions import FEATURE_NAMES
 from features.state import ClientState, TrackedMemo
-from models_store.experiment_records import OutcomeRecord
+from models_store.experiments.records import OutcomeRecord
 from models_store.labels import margin_ratio
-from models_store.prediction import Prediction
+from models_store.scoring.prediction import Prediction
 
 # The naive forecast predictions are compared with: the client's realised margin of the
 # 90 days before (an outcome's baseline, and the drift guardrail's reference).

@@ -20,7 +20,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
-from models_store.sequential_test import SequentialResult
+from models_store.experiments.sequential_test import SequentialResult
 
 
 class _Record(BaseModel):

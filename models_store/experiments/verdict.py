@@ -26,17 +26,17 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from models_store.arm_health import ArmHealth, merge_health
-from models_store.assignment import next_share
-from models_store.deployment import Experiment
-from models_store.experiment_records import (
+from models_store.experiments.arm_health import ArmHealth, merge_health
+from models_store.experiments.assignment import next_share
+from models_store.experiments.design import Experiment
+from models_store.experiments.records import (
     ArmCalls,
     ArmOutcomes,
     ExperimentResultRecord,
     GuardrailState,
     VerdictPart,
 )
-from models_store.sequential_test import (
+from models_store.experiments.sequential_test import (
     ArmStats,
     SequentialDesign,
     SequentialResult,

@@ -24,9 +24,9 @@ import numpy as np
 import xgboost
 from sklearn.ensemble import RandomForestRegressor
 
-from models_store.bundle import artifact_entry, verify_bundle
-from models_store.card import ArtifactEntry, ModelCard, check_features
-from models_store.conformal import interval
+from models_store.model.conformal import interval
+from models_store.registry.bundle import artifact_entry, verify_bundle
+from models_store.registry.card import ArtifactEntry, ModelCard, check_features
 
 XGBOOST_FILE = "xgboost.ubj"
 FOREST_FILE = "random_forest.joblib"

@@ -1,6 +1,6 @@
 """The model registry: immutable, verified model versions by ``name@version`` and aliases.
 
-A registry stores bundles (see ``models_store.bundle``) and keeps each version's card as
+A registry stores bundles (see ``models_store.registry.bundle``) and keeps each version's card as
 its record. Everything handed out is checked against that record: ``fetch`` hashes every
 file it materialises before returning. Aliases (``champion``, ``challenger``) name the
 version a role currently uses; they are how deployment state maps onto the registry.
@@ -17,10 +17,7 @@ import tempfile
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
 
-from models_store.bundle import sha256_file, verify_bundle
-from models_store.card import CARD_FILE, NAME_PATTERN, SEMVER, ModelCard, version_key
 from models_store.errors import (
     ArtifactIntegrityError,
     InvalidBundleError,
@@ -28,6 +25,8 @@ from models_store.errors import (
     ModelStoreError,
     VersionExistsError,
 )
+from models_store.registry.bundle import sha256_file, verify_bundle
+from models_store.registry.card import CARD_FILE, NAME_PATTERN, SEMVER, ModelCard, version_key
 
 ALIAS_PATTERN = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
 # MLflow reserves these alias names; refusing them everywhere keeps the backends alike.
@@ -269,39 +268,3 @@ class ModelRegistry(ABC):
                 f"{self.location}: the entry {name}@{version} holds the card of {card.ref}"
             )
         return card
-
-
-def open_registry(uri: str) -> ModelRegistry:
-    """The registry at ``uri``: a directory path, ``file:///dir`` or ``mlflow+sqlite:///db``."""
-    if uri.startswith(("mlflow+sqlite:", "sqlite:")):
-        from models_store.mlflow_registry import MlflowRegistry
-
-        return MlflowRegistry(sqlite_path(uri))
-    from models_store.filesystem_registry import FilesystemRegistry
-
-    return FilesystemRegistry(directory_path(uri))
-
-
-def directory_path(uri: str) -> Path:
-    """The directory of a filesystem registry URI (a path or ``file:///abs/dir``)."""
-    if uri.startswith("file:"):
-        parts = urlsplit(uri)
-        if parts.netloc not in ("", "localhost") or not parts.path or parts.query:
-            raise ModelStoreError(f"registry {uri!r}: a file URI looks like file:///abs/dir")
-        return Path(unquote(parts.path))
-    if not uri.strip() or re.match(r"^[A-Za-z][A-Za-z0-9+.-]*:", uri):
-        raise ModelStoreError(f"unsupported model registry {uri!r}: use {URI_FORMS}")
-    return Path(uri)
-
-
-def sqlite_path(uri: str) -> Path:
-    """The database file of ``[mlflow+]sqlite:///path`` (SQLAlchemy's form: four slashes
-    before an absolute path, three before a relative one), made absolute."""
-    rest = uri.removeprefix("mlflow+")
-    path = rest.removeprefix("sqlite:///")
-    if path == rest or not path or "?" in path:
-        raise ModelStoreError(
-            f"registry {uri!r}: an MLflow registry needs a database file, "
-            "e.g. mlflow+sqlite:////abs/path/mlflow.db or mlflow+sqlite:///relative/mlflow.db"
-        )
-    return Path(path).resolve()

@@ -12,8 +12,8 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from models_store.card import CARD_FILE, ArtifactEntry, ModelCard
 from models_store.errors import ArtifactIntegrityError, InvalidBundleError
+from models_store.registry.card import CARD_FILE, ArtifactEntry, ModelCard
 
 
 def sha256_file(path: Path) -> str:

@@ -21,10 +21,10 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from models_store.bundle import verify_bundle
-from models_store.card import CARD_FILE, SEMVER, ModelCard
 from models_store.errors import InvalidBundleError, ModelStoreError, VersionExistsError
-from models_store.registry import NAME, ModelRegistry
+from models_store.registry.base import NAME, ModelRegistry
+from models_store.registry.bundle import verify_bundle
+from models_store.registry.card import CARD_FILE, SEMVER, ModelCard
 
 ALIASES_FILE = "aliases.json"
 

@@ -25,15 +25,15 @@ from typing import TYPE_CHECKING, Protocol
 
 from pydantic import ValidationError
 
-from models_store.bundle import sha256_file, verify_bundle
-from models_store.card import CARD_FILE, SEMVER, ModelCard, version_key
 from models_store.errors import (
     ArtifactIntegrityError,
     InvalidBundleError,
     ModelStoreError,
     VersionExistsError,
 )
-from models_store.registry import ModelRegistry
+from models_store.registry.base import ModelRegistry
+from models_store.registry.bundle import sha256_file, verify_bundle
+from models_store.registry.card import CARD_FILE, SEMVER, ModelCard, version_key
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient

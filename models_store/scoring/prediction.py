@@ -22,9 +22,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from models_store.card import ModelCard
-from models_store.emission import Reason
-from models_store.scoring import Score
+from models_store.registry.card import ModelCard
+from models_store.scoring.emission import Reason
+from models_store.scoring.scorer import Score
 
 # ``Prediction.flat`` keys, in order: the columns of `profitstream score`.
 FLAT_COLUMNS = (

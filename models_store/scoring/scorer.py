@@ -3,7 +3,7 @@
 Pure except for the model call: the stream, `profitstream score` and `POST /predict` all
 score through ``Scorer.score`` (one model call per batch), so a prediction is the same
 wherever it is made: a row's score does not depend on the other rows of its batch (the
-forest predicts on one thread; ``models_store.prediction`` identifies the payload).
+forest predicts on one thread; ``models_store.scoring.prediction`` identifies the payload).
 
 Risk tiers, by the predicted margin ratio m of the horizon:
 ``loss`` m < 0 · ``at_risk`` 0 <= m < 0.25 · ``healthy`` 0.25 <= m < 0.5 · ``strong`` m >= 0.5.
@@ -18,9 +18,9 @@ from pathlib import Path
 import numpy as np
 
 from features.definitions import FEATURE_NAMES
-from models_store.card import ModelCard
-from models_store.profit_model import ProfitModel
-from models_store.registry import ModelRegistry
+from models_store.model.profit_model import ProfitModel
+from models_store.registry.base import ModelRegistry
+from models_store.registry.card import ModelCard
 
 TIER_BOUNDS: tuple[tuple[str, float], ...] = (("loss", 0.0), ("at_risk", 0.25),
                                               ("healthy", 0.5))  # fmt: skip

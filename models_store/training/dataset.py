@@ -25,9 +25,9 @@ from features.events import Event
 from features.offline import LoggedMessage, messages_of, parsed_events
 from features.state import DEFAULT_ALLOWED_LATENESS_S, ClientState, apply_event
 from features.windows import DAY_SECONDS
-from models_store.card import Target
 from models_store.errors import TrainingDataError
 from models_store.labels import ledgers, margin_ratio
+from models_store.registry.card import Target
 
 Progress = Callable[[str, int, int], None]  # (step, done, total)
 # A cutoff is the start of a UTC day; its features are as of one millisecond before, so

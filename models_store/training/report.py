@@ -16,7 +16,7 @@ from matplotlib.figure import Figure
 from rich.console import Console
 from rich.table import Table
 
-from models_store.training import TrainingResult, describe
+from models_store.training.train import TrainingResult, describe
 
 EXCLUDED = {"margin_ratio": "no revenue in the horizon", "margin_abs": "no money in the horizon"}
 MODEL_LABELS = {

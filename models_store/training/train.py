@@ -27,9 +27,12 @@ import pandas as pd
 import xgboost
 
 from features.definitions import FEATURE_NAMES
-from features.simulator import oracle_expected_r2
+from features.simulation.portfolio import oracle_expected_r2
 from features.state import DEFAULT_ALLOWED_LATENESS_S
-from models_store.card import (
+from models_store.errors import TrainingDataError
+from models_store.model.conformal import conformal_quantile, coverage, scores
+from models_store.model.profit_model import ProfitModel
+from models_store.registry.card import (
     CARD_FILE,
     IntervalCalibration,
     ModelCard,
@@ -37,24 +40,21 @@ from models_store.card import (
     TrainingData,
     current_feature_specs,
 )
-from models_store.conformal import conformal_quantile, coverage, scores
-from models_store.dataset import (
+from models_store.training.dataset import (
     Progress,
     TrainingSet,
     build_training_set,
     cutoff_schedule,
     load_history,
 )
-from models_store.errors import TrainingDataError
-from models_store.evaluation import (
+from models_store.training.evaluation import (
     best_blend_weight,
     mean_baseline,
     persistence_baseline,
     regression_metrics,
 )
-from models_store.profit_model import ProfitModel
-from models_store.splits import purged_split
-from models_store.tuning import SearchBudget, forest_estimator, search, xgboost_estimator
+from models_store.training.splits import purged_split
+from models_store.training.tuning import SearchBudget, forest_estimator, search, xgboost_estimator
 
 MIN_TRAINING_ROWS = 50
 

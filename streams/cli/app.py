@@ -5,19 +5,18 @@ from __future__ import annotations
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
-from pydantic import ValidationError
 from rich.markup import escape
 from rich.table import Table
 
 from models_store.errors import ModelStoreError
-from streams.cli_common import make_console, parse_instant, print_json
-from streams.control_command import audit, clients_cli, control_cli, experiment_cli
+from streams.cli.context import load_settings, make_console, parse_instant, print_json
+from streams.cli.experiment import audit, clients_cli, control_cli, experiment_cli
+from streams.cli.models import models_cli
+from streams.cli.predictions import predictions_cli
 from streams.errors import ProfitstreamError
-from streams.models_command import models_cli
-from streams.predictions_command import predictions_cli
 from streams.settings import Settings, mask_url_password
 from streams.stack import embedded
 
@@ -40,25 +39,6 @@ cli.command("audit")(audit)
 out = make_console()
 err = make_console(stderr=True)
 JsonOption = Annotated[bool, typer.Option("--json", help="one JSON document on stdout")]
-
-
-def describe_validation_error(exc: ValidationError) -> str:
-    """One line naming each bad setting by its environment variable."""
-    parts = []
-    for error in exc.errors():
-        loc = "__".join(str(part) for part in error["loc"]).upper()
-        message = str(error["msg"]).removeprefix("Value error, ")
-        parts.append(f"PROFITSTREAM_{loc}: {message}")
-    return "invalid setting " + "; ".join(parts)
-
-
-def load_settings(ctx: typer.Context, **extra: Any) -> Settings:
-    """Settings from the environment, overridden by the CLI flags that were given."""
-    overrides = {k: v for k, v in {**(ctx.obj or {}), **extra}.items() if v is not None}
-    try:
-        return Settings(**overrides)
-    except ValidationError as exc:
-        raise ProfitstreamError(describe_validation_error(exc)) from exc
 
 
 @cli.callback()
@@ -103,7 +83,7 @@ def config(ctx: typer.Context, as_json: JsonOption = False) -> None:
 
 def resolved_endpoints(settings: Settings) -> dict[str, dict[str, str | None]]:
     """Where the broker, Redis and the registry resolve to (or why they do not)."""
-    from streams.endpoints import kafka_bootstrap, redis_url
+    from streams.cli.endpoints import kafka_bootstrap, redis_url
 
     resolved: dict[str, dict[str, str | None]] = {}
     for label, resolve in (("kafka bootstrap", kafka_bootstrap), ("redis", redis_url)):
@@ -190,7 +170,7 @@ def worker(
     log_level: Annotated[str | None, typer.Option(help="debug|info|warning|error")] = None,
 ) -> None:
     """Run a stream worker against the configured broker (or the running embedded stack)."""
-    from streams.worker import run_worker
+    from streams.cli.worker import run_worker
 
     run_worker(load_settings(ctx, web_port=web_port, log_level=log_level))
 
@@ -213,7 +193,7 @@ def simulate(
     rate: Annotated[float, typer.Option(min=0, help="events/s for --to-kafka; 0 = max")] = 0.0,
 ) -> None:
     """Simulate an MSP portfolio: an event log with a known best-possible accuracy."""
-    from streams.simulate_command import SimulationRequest, run_simulation
+    from streams.cli.simulate import SimulationRequest, run_simulation
 
     request = SimulationRequest(
         clients=clients, months=months, seed=seed, start=start.replace(tzinfo=UTC),
@@ -251,7 +231,7 @@ def train(
     register: Annotated[bool, typer.Option(help="register the bundle when done")] = True,
 ) -> None:
     """Train XGBoost + Random Forest on an event history; report; register the version."""
-    from streams.train_command import TrainOptions, run_training
+    from streams.cli.train import TrainOptions, run_training
 
     if target not in ("margin_ratio", "margin_abs"):
         raise ProfitstreamError(f"--target {target!r}: use margin_ratio or margin_abs")
@@ -289,7 +269,7 @@ def score(
     ] = None,
 ) -> None:
     """Batch predictions with interval, risk tier and drivers, as the stream would emit them."""
-    from streams.score_command import ScoreRequest, run_scoring
+    from streams.cli.score import ScoreRequest, run_scoring
 
     when = None if as_of is None else parse_instant(as_of, "--as-of")
     request = ScoreRequest(source=source, destination=destination, model=model, as_of=when)
@@ -305,10 +285,10 @@ def schemas(
     """Write the topic contracts: OUT/events.md and OUT/schemas/<topic>.schema.json for the
     inputs, predictions, control, audit and monitoring topics."""
     from features.contract_docs import events_markdown, schema_files
-    from models_store.audit_records import audit_schema_file
-    from models_store.commands import control_schema_file
-    from models_store.experiment_records import monitoring_schema_file
-    from models_store.prediction import prediction_schema_file
+    from models_store.control.audit_records import audit_schema_file
+    from models_store.control.commands import control_schema_file
+    from models_store.experiments.records import monitoring_schema_file
+    from models_store.scoring.prediction import prediction_schema_file
 
     files = {**schema_files(), **dict([prediction_schema_file(), control_schema_file(),
                                        audit_schema_file(), monitoring_schema_file()])}  # fmt: skip

@@ -5,7 +5,7 @@ partition moved to which deployment, from which offset, at what time. A client's
 are keyed by its id, so the producers' default partitioner (murmur2, as Kafka's and
 aiokafka's) puts them in one partition number of each input topic; the latest switch of
 that partition at or before T names the deployment, and the experiment's salt and share
-name the client's arm (``models_store.assignment``).
+name the client's arm (``models_store.experiments.assignment``).
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
-from models_store.assignment import assign_arm
-from models_store.deployment import client_digest
-from streams.key_partitions import client_partition
+from models_store.control.fold import client_digest
+from models_store.experiments.assignment import assign_arm
+from streams.kafka.key_partitions import client_partition
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,6 @@
 """What every `profitstream` command shares: consoles that do not wrap in a pipe, one JSON
-document on stdout for ``--json``, and one parser for the times a user types."""
+document on stdout for ``--json``, one parser for the times a user types, and the settings
+from the environment and the global flags."""
 
 from __future__ import annotations
 
@@ -9,9 +10,12 @@ import sys
 from datetime import UTC, datetime
 from typing import Any
 
+import typer
+from pydantic import ValidationError
 from rich.console import Console
 
 from streams.errors import ProfitstreamError
+from streams.settings import Settings
 
 # Outside a terminal nothing knows the reader's width: rich's default of 80 columns would
 # fold table cells (paths, sha256) that scripts and logs want whole.
@@ -57,3 +61,22 @@ def parse_instant(text: str, option: str) -> datetime:
             f"{moment:%Y-%m-%dT%H:%M:%S}Z or {moment:%Y-%m-%dT%H:%M:%S}+00:00"
         )
     return moment.astimezone(UTC)
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    """One line naming each bad setting by its environment variable."""
+    parts = []
+    for error in exc.errors():
+        loc = "__".join(str(part) for part in error["loc"]).upper()
+        message = str(error["msg"]).removeprefix("Value error, ")
+        parts.append(f"PROFITSTREAM_{loc}: {message}")
+    return "invalid setting " + "; ".join(parts)
+
+
+def load_settings(ctx: typer.Context, **extra: Any) -> Settings:
+    """Settings from the environment, overridden by the CLI flags that were given."""
+    overrides = {k: v for k, v in {**(ctx.obj or {}), **extra}.items() if v is not None}
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        raise ProfitstreamError(describe_validation_error(exc)) from exc

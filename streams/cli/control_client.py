@@ -19,10 +19,10 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from features.bounded_json import MIB, load_bounded
-from models_store.command_signing import Principal, issue, load_keyring
-from models_store.deployment import client_digest
+from models_store.control.fold import client_digest
+from models_store.control.signing import Principal, issue, load_keyring
 from streams.errors import ProfitstreamError
-from streams.key_partitions import key_partition, partition_count
+from streams.kafka.key_partitions import key_partition, partition_count
 from streams.settings import Settings
 
 MAX_RECORD_BYTES = MIB  # what a producer may send at most by default

@@ -23,11 +23,11 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from streams.cli_common import make_console, parse_instant, print_json
+from streams.cli.context import load_settings, make_console, parse_instant, print_json
 from streams.errors import ProfitstreamError
 
 if TYPE_CHECKING:
-    from streams.control_client import Published
+    from streams.cli.control_client import Published
     from streams.settings import Settings
 
 out = make_console()
@@ -53,8 +53,8 @@ SHOWN_TYPE = {"register": "approve (register)"}
 
 def broker_connection(settings: Settings) -> tuple[list[str], dict[str, Any]]:
     """Bootstrap servers and client options; a one-line error unless a broker answers."""
-    from streams.endpoints import kafka_bootstrap
-    from streams.preflight import aiokafka_security_kwargs, check_kafka
+    from streams.cli.endpoints import kafka_bootstrap
+    from streams.kafka.preflight import aiokafka_security_kwargs, check_kafka
 
     bootstrap = kafka_bootstrap(settings)
     check_kafka(bootstrap, settings.security)
@@ -62,7 +62,6 @@ def broker_connection(settings: Settings) -> tuple[list[str], dict[str, Any]]:
 
 
 def _connection(ctx: typer.Context) -> tuple[Any, list[str], dict[str, Any]]:
-    from streams.cli import load_settings
 
     settings = load_settings(ctx)
     return settings, *broker_connection(settings)
@@ -70,7 +69,7 @@ def _connection(ctx: typer.Context) -> tuple[Any, list[str], dict[str, Any]]:
 
 def audit_trail(settings: Settings) -> list[dict[str, Any]]:
     """The audit trail's records, oldest first (empty before any worker wrote one)."""
-    from streams.control_client import audit_records, read_topic
+    from streams.cli.control_client import audit_records, read_topic
 
     bootstrap, options = broker_connection(settings)
     return audit_records(asyncio.run(read_topic(bootstrap, options, settings.topics.audit)))
@@ -79,7 +78,7 @@ def audit_trail(settings: Settings) -> list[dict[str, Any]]:
 def deployment_state(settings: Settings) -> dict[str, Any] | None:
     """The control state after the trail's latest command record (a seed counts), or None
     when no worker has audited any."""
-    from streams.control_client import current_state
+    from streams.cli.control_client import current_state
 
     state = current_state(audit_trail(settings))
     return None if state["revision"] is None else state
@@ -125,7 +124,8 @@ def resolve_ref(settings: Settings, ref: str) -> str:
     ``NAME``, ``NAME@X.Y.Z`` or another alias: what the registry holds. Either way the
     version must be in the registry.
     """
-    from models_store.registry import open_registry, parse_ref
+    from models_store.registry import open_registry
+    from models_store.registry.base import parse_ref
 
     parsed = parse_ref(ref)
     if parsed.alias in DEPLOYMENT_ROLES:
@@ -147,7 +147,6 @@ def resolve_ref(settings: Settings, ref: str) -> str:
 
 def exact_ref(ctx: typer.Context, ref: str) -> str:
     """``resolve_ref`` with the settings of the command line."""
-    from streams.cli import load_settings
 
     return resolve_ref(load_settings(ctx), ref)
 
@@ -162,7 +161,7 @@ def publish_command(
 ) -> None:
     """Sign, publish, wait for the audit record; print the outcome and exit accordingly
     (``accepted_text``, when given, says what an acceptance means instead of the fold)."""
-    from streams.control_client import publish
+    from streams.cli.control_client import publish
 
     settings, bootstrap, options = _connection(ctx)
     published = asyncio.run(publish(settings, bootstrap, options, kind, args, key, wait_s))
@@ -297,7 +296,7 @@ def _latest_result(
     ctx: typer.Context, experiment_id: str | None
 ) -> tuple[tuple[dict[str, Any], bool] | None, dict[str, Any] | None]:
     """(the experiment's settings and whether it runs, or None; its latest result)."""
-    from streams.control_client import (
+    from streams.cli.control_client import (
         audit_records,
         experiment_results,
         read_key_partition,
@@ -454,8 +453,8 @@ def erase_client(
     """Erase a client: its state (table, changelog, Redis) and its latest prediction (a
     tombstone) go, it is never scored again. Waits until the workers have reported every
     table partition cleared, then says what was erased."""
-    from models_store.deployment import ALREADY_ERASED
-    from streams.control_client import audit_records, erasure_command, publish, read_topic
+    from models_store.control.fold import ALREADY_ERASED
+    from streams.cli.control_client import audit_records, erasure_command, publish, read_topic
 
     started = time.monotonic()
     settings, bootstrap, options = _connection(ctx)
@@ -498,7 +497,7 @@ def _erasure_reported(
 ) -> str:
     """What the workers' ``erasure`` records of the command say, once they cover every
     table partition; a one-line error when they do not within ``left_s``."""
-    from streams.control_client import erasure_reports, erasure_summary, unswept
+    from streams.cli.control_client import erasure_reports, erasure_summary, unswept
 
     audit_topic = settings.topics.audit
     reports = asyncio.run(erasure_reports(bootstrap, options, audit_topic, published.offset,
@@ -529,8 +528,8 @@ def keygen(
     keys: Annotated[Path, typer.Option(help="the keys file to create or add to")],
 ) -> None:
     """Add a principal with a fresh random key to a keys file (created with mode 600)."""
-    from models_store.command_signing import new_key, parse_keyring
-    from models_store.commands import Role
+    from models_store.control.commands import Role
+    from models_store.control.signing import new_key, parse_keyring
 
     if role not in {r.value for r in Role}:
         raise ProfitstreamError(f"--role {role!r}: use viewer, operator or admin")
@@ -567,8 +566,7 @@ def audit(
     limit: Annotated[int, typer.Option(min=1, help="the last N records")] = 50,
 ) -> None:
     """The audit trail: every control command and its outcome, and every model switch."""
-    from streams.audit_lookup import scored_by
-    from streams.cli import load_settings
+    from streams.cli.audit_lookup import scored_by
 
     settings = load_settings(ctx)
     if client is not None or at is not None:
@@ -591,7 +589,7 @@ def audit(
 
 def _audit_table(shown: list[dict[str, Any]], total: int) -> Table:
     """The trail for people: one row per command, model switch or erasure."""
-    from streams.control_client import erasure_summary
+    from streams.cli.control_client import erasure_summary
 
     table = Table(title=f"audit trail ({total} records, last {len(shown)})")
     for column in ("time", "what", "who", "outcome", "detail"):

@@ -17,8 +17,8 @@ from rich.console import Group
 from rich.panel import Panel
 from rich.table import Table
 
-from streams.cli_common import make_console, print_json
-from streams.control_command import (
+from streams.cli.context import load_settings, make_console, print_json
+from streams.cli.experiment import (
     DEPLOYMENT_ROLES,
     WaitOption,
     deployment_state,
@@ -28,8 +28,8 @@ from streams.control_command import (
 )
 
 if TYPE_CHECKING:
-    from models_store.card import ModelCard
-    from models_store.registry import ModelRegistry
+    from models_store.registry.base import ModelRegistry
+    from models_store.registry.card import ModelCard
 
 models_cli = typer.Typer(
     help="The model registry (PROFITSTREAM_MODEL_REGISTRY): list, show and register versions; "
@@ -42,10 +42,9 @@ METRIC_ORDER = ("r2", "mae", "rmse", "bias")
 
 def open_configured_registry(ctx: typer.Context) -> ModelRegistry:
     """The registry the settings name (PROFITSTREAM_MODEL_REGISTRY, else DATA_DIR/registry)."""
-    # streams.cli imports this module to add the commands: import it when one runs (and
+    # streams.cli.app imports this module to add the commands: import it when one runs (and
     # the registry code only then, to keep every other command's start-up as it was).
     from models_store.registry import open_registry
-    from streams.cli import load_settings
 
     return open_registry(load_settings(ctx).registry_uri)
 
@@ -118,7 +117,6 @@ def show(
 ) -> None:
     """Print a version's model card: data, features, quality, interval, artifacts.
     NAME@champion and NAME@challenger are what the control log deploys now."""
-    from streams.cli import load_settings
 
     settings = load_settings(ctx)
     exact = resolve_ref(settings, ref)
@@ -153,7 +151,6 @@ def approve(
 ) -> None:
     """Approve a registered version for deployment and experiments (operator; the control
     command `register`). Approving an approved version changes nothing and succeeds."""
-    from streams.cli import load_settings
 
     settings = load_settings(ctx)
     model = resolve_ref(settings, ref)
@@ -225,7 +222,7 @@ def headline_metrics(card: ModelCard) -> dict[str, float]:
 
 def card_view(card: ModelCard, aliases: list[str]) -> Group:
     """A model card for people: key facts, held-out metrics, artifacts with their sha256."""
-    from models_store.card import feature_set_digest
+    from models_store.registry.card import feature_set_digest
 
     data = card.training_data
     facts = Table.grid(padding=(0, 2))

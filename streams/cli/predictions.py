@@ -32,13 +32,13 @@ import typer
 from rich.markup import escape
 from rich.progress import Progress, TaskID
 
-from streams.cli_common import make_console
+from streams.cli.context import load_settings, make_console
 from streams.errors import ProfitstreamError
 
 if TYPE_CHECKING:
-    from models_store.prediction import Prediction
+    from models_store.scoring.prediction import Prediction
 
-# streams.cli imports this module for every command: the model code (xgboost, ~1 s),
+# streams.cli.app imports this module for every command: the model code (xgboost, ~1 s),
 # pandas and aiokafka are imported only when the export runs.
 
 predictions_cli = typer.Typer(
@@ -94,7 +94,7 @@ def latest_predictions(last: Mapping[bytes | None, bytes | None]) -> Latest:
     that is not a prediction whose ``client_id`` is the key."""
     from pydantic import ValidationError
 
-    from models_store.prediction import Prediction
+    from models_store.scoring.prediction import Prediction
 
     predictions: dict[str, Prediction] = {}
     erased = unreadable = 0
@@ -153,8 +153,8 @@ async def read_topic(
     """Read ``topic`` from its first offsets to the end offsets of now into ``reading``."""
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
-    from streams.key_partitions import partition_count
-    from streams.preflight import MAX_PARTITION_FETCH_BYTES
+    from streams.kafka.key_partitions import partition_count
+    from streams.kafka.preflight import MAX_PARTITION_FETCH_BYTES
 
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest",
@@ -253,7 +253,7 @@ def write_predictions(predictions: list[Prediction], out: Path | None, fmt: str)
     failed export leaves no half-written file), or as JSON Lines to stdout."""
     import pandas as pd
 
-    from models_store.prediction import FLAT_COLUMNS
+    from models_store.scoring.prediction import FLAT_COLUMNS
 
     if out is None:
         for prediction in predictions:
@@ -297,9 +297,8 @@ def export(
     record and leaves out the erased ones (a tombstone); ordered by client id. One line on
     stderr says how many, and the offsets to follow the topic from.
     """
-    # streams.cli imports this module to add the command: import it when one runs.
-    from streams.cli import load_settings
-    from streams.control_command import broker_connection
+    # streams.cli.app imports this module to add the command: import it when one runs.
+    from streams.cli.experiment import broker_connection
 
     fmt = output_format(out)
     settings = load_settings(ctx)

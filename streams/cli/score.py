@@ -27,9 +27,9 @@ from rich.progress import Progress
 
 from features.definitions import FEATURE_NAMES, compute_features
 from features.offline import HISTORY_COLUMNS, messages_of, parsed_events, replay
-from models_store.prediction import FLAT_COLUMNS, build_prediction
 from models_store.registry import open_registry
-from models_store.scoring import Score, Scorer
+from models_store.scoring.prediction import FLAT_COLUMNS, build_prediction
+from models_store.scoring.scorer import Score, Scorer
 from streams.errors import ProfitstreamError
 from streams.settings import Settings
 
@@ -177,7 +177,7 @@ def _payload_row(
 
 def chosen_model(requested: str | None, settings: Settings) -> tuple[str, str]:
     """The exact model to score with, and why that one (see the module docstring)."""
-    from streams.control_command import resolve_ref
+    from streams.cli.experiment import resolve_ref
 
     if requested is not None:
         return resolve_ref(settings, requested), "--model"
@@ -195,7 +195,7 @@ def deployed_champion(settings: Settings) -> tuple[str | None, str]:
     """The champion the control log deploys and why it is the one; or None and why not
     (no broker configured, nothing deployed yet). An unreachable broker is an error:
     scoring with another model than the deployed one must not happen by accident."""
-    from streams.control_command import deployment_state
+    from streams.cli.experiment import deployment_state
     from streams.stack.embedded import running_url
 
     if settings.broker is None and running_url(settings.stack_dir, "kafka") is None:

@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.progress import Progress
 
 from features.offline import LoggedMessage
-from features.simulator import (
+from features.simulation.portfolio import (
     HORIZON_PERIODS,
     Portfolio,
     history_frame,
@@ -22,10 +22,10 @@ from features.simulator import (
     simulate,
     simulated_messages,
 )
-from streams.endpoints import kafka_bootstrap
+from streams.cli.endpoints import kafka_bootstrap
 from streams.errors import ProfitstreamError
-from streams.preflight import check_kafka
-from streams.replay import replay_to_kafka
+from streams.kafka.preflight import check_kafka
+from streams.kafka.replay import replay_to_kafka
 from streams.settings import Settings
 
 

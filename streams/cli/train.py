@@ -1,4 +1,4 @@
-"""`profitstream train`: the CLI glue around ``models_store.training``."""
+"""`profitstream train`: the CLI glue around ``models_store.training.train``."""
 
 from __future__ import annotations
 
@@ -10,16 +10,16 @@ import pandas as pd
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
-from models_store.card import Target, version_key
-from models_store.dataset import parse_duration_days
 from models_store.errors import ModelNotFoundError
 from models_store.registry import open_registry
-from models_store.report import print_report, write_report
-from models_store.training import TrainingRequest, train
-from models_store.tuning import SearchBudget
+from models_store.registry.card import Target, version_key
+from models_store.training.dataset import parse_duration_days
+from models_store.training.report import print_report, write_report
+from models_store.training.train import TrainingRequest, train
+from models_store.training.tuning import SearchBudget
+from streams.cli.simulate import oracle_rows_path
 from streams.errors import ProfitstreamError
 from streams.settings import Settings
-from streams.simulate_command import oracle_rows_path
 
 BUDGETS = {
     "standard": SearchBudget(),

@@ -11,20 +11,20 @@ from typing import Any
 import faust
 from mode.utils.logging import setup_logging
 
-from streams.active_models import registry_loader
 from streams.app import create_app
-from streams.data_dir import drop_stale_state, exclusive_data_dir
-from streams.endpoints import kafka_bootstrap, redis_url
-from streams.preflight import aiokafka_security_kwargs, check_kafka, check_redis
-from streams.settings import Settings
-from streams.stack.processes import require_free_port
-from streams.topic_admin import (
+from streams.cli.endpoints import kafka_bootstrap, redis_url
+from streams.control.active_models import registry_loader
+from streams.kafka.preflight import aiokafka_security_kwargs, check_kafka, check_redis
+from streams.kafka.topic_admin import (
     TopicSpec,
     changelog_topic,
     ensure_topics,
     internal_topic,
     product_topics,
 )
+from streams.pipeline.data_dir import drop_stale_state, exclusive_data_dir
+from streams.settings import Settings
+from streams.stack.processes import require_free_port
 
 
 def app_topics(app: faust.App, settings: Settings) -> list[TopicSpec]:

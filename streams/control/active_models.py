@@ -19,11 +19,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from models_store.assignment import assign_arm
-from models_store.deployment import Deployment, Outcome
+from models_store.control.fold import Deployment, Outcome
+from models_store.experiments.assignment import assign_arm
 from models_store.registry import open_registry
-from models_store.scoring import Scorer
-from streams.control_log import ControlLog
+from models_store.scoring.scorer import Scorer
+from streams.control.log import ControlLog
 from streams.metrics import MODEL_LOAD_FAILURES
 from streams.settings import Settings
 

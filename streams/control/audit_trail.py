@@ -23,12 +23,12 @@ import faust
 from faust.types import EventT, StreamT
 from faust.types.tuples import Message
 
-from models_store.audit_records import command_record, minimal_command_record
-from models_store.deployment import Outcome
-from streams.control_log import ControlLog
-from streams.dead_letters import send_to_dlq
-from streams.source_records import SourceRecord, headers_of
-from streams.topics import Topics
+from models_store.control.audit_records import command_record, minimal_command_record
+from models_store.control.fold import Outcome
+from streams.control.log import ControlLog
+from streams.kafka.dead_letters import send_to_dlq
+from streams.kafka.records import SourceRecord, headers_of
+from streams.kafka.topics import Topics
 
 log = logging.getLogger(__name__)
 

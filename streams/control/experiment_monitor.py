@@ -5,7 +5,7 @@ control topic's partition (the worker that also writes the audit trail), so one 
 judges each experiment. Every ``monitor_interval_s`` it reads, with its own group-less
 consumer, the experiment's partition of `profitability-monitoring` (outcome and arm-health
 records are keyed by the experiment id) from the experiment's start, folds the new records
-(``models_store.experiment_verdict``), publishes an ``experiment_result`` record when the
+(``models_store.experiments.verdict``), publishes an ``experiment_result`` record when the
 result changed, and, when the verdict is promote, stop or ramp, publishes the command,
 signed as ``PROFITSTREAM_CONTROL_MONITOR_PRINCIPAL``, on the control topic. The control
 fold applies it like any other command: audited, revision-checked.
@@ -30,24 +30,25 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from faust.types import TP
 
 from features.bounded_json import MIB, load_bounded
-from models_store.command_signing import Principal, issue
-from models_store.commands import REASON_MAX_CHARS
-from models_store.deployment import ControlState, Experiment
-from models_store.experiment_records import ExperimentResultRecord
-from models_store.experiment_verdict import (
+from models_store.control.commands import REASON_MAX_CHARS
+from models_store.control.fold import ControlState
+from models_store.control.signing import Principal, issue
+from models_store.experiments.design import Experiment
+from models_store.experiments.records import ExperimentResultRecord
+from models_store.experiments.verdict import (
     ExperimentTally,
     Verdict,
     design_of,
     judge,
     result_record,
 )
-from streams.control_log import ControlLog
-from streams.dead_letters import send_to_dlq
-from streams.key_partitions import key_partition
+from streams.control.log import ControlLog
+from streams.kafka.dead_letters import send_to_dlq
+from streams.kafka.key_partitions import key_partition
+from streams.kafka.preflight import MAX_PARTITION_FETCH_BYTES
+from streams.kafka.records import from_consumer_record
+from streams.kafka.topics import Topics
 from streams.metrics import EXPERIMENT_ACTIONS
-from streams.preflight import MAX_PARTITION_FETCH_BYTES
-from streams.source_records import from_consumer_record
-from streams.topics import Topics
 
 log = logging.getLogger(__name__)
 

@@ -15,9 +15,8 @@ from datetime import UTC, datetime
 
 from faust.types import TopicT
 
-from models_store.arm_health import LATENCY_BUCKETS_MS, ArmHealth
-from models_store.experiment_records import ArmHealthRecord
-from streams.scoring_stage import HealthKey, ScoringStage
+from models_store.experiments.arm_health import LATENCY_BUCKETS_MS, ArmHealth, HealthBook, HealthKey
+from models_store.experiments.records import ArmHealthRecord
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +30,7 @@ def health_record(
         at=at.isoformat(),
         experiment_id=key.experiment_id,
         deployment_revision=key.deployment_revision,
-        arm=key.arm,  # type: ignore[arg-type]  # champion, challenger or shadow: ScoringStage's
+        arm=key.arm,  # type: ignore[arg-type]  # champion, challenger or shadow, by the stage
         model=key.model,
         latency_buckets_ms=list(LATENCY_BUCKETS_MS),
         scored=counts.scored,
@@ -43,10 +42,11 @@ def health_record(
 
 
 class HealthReports:
-    """Publishes the scoring stage's changed health counts now and then."""
+    """Publishes the changed counts of a worker's health book now and then (the book is the
+    scoring stage's, which adds to it in place)."""
 
-    def __init__(self, scoring: ScoringStage, topic: TopicT, worker_id: str) -> None:
-        self._scoring = scoring
+    def __init__(self, book: HealthBook, topic: TopicT, worker_id: str) -> None:
+        self._book = book
         self._topic = topic
         self.incarnation = f"{worker_id}/{uuid.uuid4().hex[:12]}"
         self._reported: dict[HealthKey, ArmHealth] = {}
@@ -64,7 +64,7 @@ class HealthReports:
         """Publish the counts that changed; return how many records went out."""
         changed = {
             key: counts
-            for key, counts in list(self._scoring.health.items())
+            for key, counts in list(self._book.items())
             if self._reported.get(key) != counts
         }
         now = datetime.now(UTC)

@@ -2,7 +2,7 @@
 
 A group-less aiokafka consumer reads the topic's single partition from its first offset
 for as long as the worker runs and feeds each record to ``ControlFold`` (see
-``models_store.deployment``), so every worker reaches the same state at the same offset
+``models_store.control.fold``), so every worker reaches the same state at the same offset
 without sharing anything but the log. Faust's GlobalTable would do the same in principle,
 but it has an open multi-worker bug (faust-streaming #283).
 """
@@ -16,7 +16,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from models_store.deployment import (
+from models_store.control.fold import (
     ControlFold,
     ControlRecord,
     ControlState,
@@ -24,8 +24,8 @@ from models_store.deployment import (
     Outcome,
     Rejection,
 )
+from streams.kafka.preflight import MAX_PARTITION_FETCH_BYTES
 from streams.metrics import CONTROL_COMMANDS
-from streams.preflight import MAX_PARTITION_FETCH_BYTES
 
 log = logging.getLogger(__name__)
 

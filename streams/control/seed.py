@@ -1,7 +1,7 @@
 """``PROFITSTREAM_MODEL`` as a seed of the control log: the log alone says what is deployed.
 
 A worker configured with a model writes it to the control topic as a ``seed`` record
-(``models_store.commands.Seed``) once its fold has caught up, but only when the log never
+(``models_store.control.commands.Seed``) once its fold has caught up, but only when the log never
 deployed a champion. Every worker folds the same records, so the first seed in the log is
 the first champion everywhere, whatever each worker's configuration says; a worker whose
 ``PROFITSTREAM_MODEL`` differs from what the log deploys says so once and follows the log.
@@ -15,9 +15,9 @@ from datetime import UTC, datetime
 
 from faust.types import TopicT
 
-from models_store.commands import seed_record
-from models_store.registry import parse_ref
-from streams.control_log import ControlLog
+from models_store.control.commands import seed_record
+from models_store.registry.base import parse_ref
+from streams.control.log import ControlLog
 
 log = logging.getLogger(__name__)
 

@@ -5,7 +5,7 @@ acked offsets; when the message at the committed head is still in flight (delive
 not acked: in a ``take`` buffer, or mid-batch), the run starts one past it and Faust
 commits straight over it, so a crash then loses that message for good (faust-streaming
 issue #606, fix proposed in PR #707). Input no longer resumes from these commits (see
-streams/input_reader.py), so the guard only keeps the group's committed offsets honest.
+streams/pipeline/input_reader.py), so the guard only keeps the group's committed offsets honest.
 
 The replacement keeps Faust's gap handling (offsets that do not exist, such as
 compacted records or transaction markers) and adds one rule: the committable offset is

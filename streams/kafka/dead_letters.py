@@ -17,8 +17,8 @@ from collections.abc import Awaitable
 from faust.types import RecordMetadata, TopicT
 
 from features.definitions import FEATURE_NAMES
+from streams.kafka.records import Headers, SourceRecord
 from streams.metrics import DEAD_LETTERS
-from streams.source_records import Headers, SourceRecord
 
 
 def dead_letter_headers(record: SourceRecord, error: str, reason: str = "invalid") -> Headers:

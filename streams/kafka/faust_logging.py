@@ -8,7 +8,7 @@ faust/transport/drivers/aiokafka.py), and logs a 15-line ERROR block per partiti
 is not, e.g. "Stream has not started processing TP(...)" once ``stream_processing_timeout``
 (300 s) has passed. The input partitions stay paused in Faust's consumer on purpose: the
 input reader fetches them with a consumer of its own and keeps its own progress
-(streams/input_reader.py). For them the check always fires — 16 blocks every 7.5 s with 8
+(streams/pipeline/input_reader.py). For them the check always fires — 16 blocks every 7.5 s with 8
 partitions per topic, ~1,900 per 15 minutes — and tells an operator nothing.
 
 No setting narrows the check: ``stream_processing_timeout`` and

@@ -8,8 +8,8 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from streams.preflight import MAX_PARTITION_FETCH_BYTES
-from streams.source_records import SourceRecord, from_consumer_record
+from streams.kafka.preflight import MAX_PARTITION_FETCH_BYTES
+from streams.kafka.records import SourceRecord, from_consumer_record
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ from aiokafka import AIOKafkaProducer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from features.offline import LoggedMessage
-from streams.preflight import aiokafka_security_kwargs
+from streams.kafka.preflight import aiokafka_security_kwargs
 from streams.settings import Settings
 
 

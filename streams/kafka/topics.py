@@ -7,8 +7,8 @@ from dataclasses import dataclass
 import faust
 from faust.types import TopicT
 
+from streams.kafka.topic_admin import product_topics
 from streams.settings import Settings
-from streams.topic_admin import product_topics
 
 
 @dataclass(frozen=True)
@@ -39,7 +39,7 @@ class Topics:
 
 
 def declare_topics(app: faust.App, settings: Settings) -> Topics:
-    """Declare the topics on ``app`` as ``streams.topic_admin`` creates them.
+    """Declare the topics on ``app`` as ``streams.kafka.topic_admin`` creates them.
 
     The worker creates every topic before Faust starts (``run_worker``), and Faust is
     told not to create any; the declarations carry the same partitions, replicas and

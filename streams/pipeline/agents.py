@@ -12,8 +12,8 @@ from typing import Any
 import faust
 from faust.types import StreamT
 
-from streams.feature_pipeline import FeaturePipeline
-from streams.input_reader import InputReader
+from streams.pipeline.batch import FeaturePipeline
+from streams.pipeline.input_reader import InputReader
 from streams.settings import Settings
 
 

@@ -8,7 +8,7 @@ them), written once to the table and once to Redis (one pipelined round trip per
 ``process`` returns only once the batch's predictions, table writes, progress rows and
 dead letters are acknowledged by the broker.
 
-Each batch is scored by one deployment (``streams.active_models``). When it differs from
+Each batch is scored by one deployment (``streams.control.active_models``). When it differs from
 the one a partition was last scored with, the partition switches at the batch's first
 offset: the switch is written to the table (``#deployment`` rows) and announced on the
 audit topic (``model_switch``), so every prediction's model can be traced to an offset.
@@ -31,7 +31,7 @@ from features.events import EventStream, InvalidEventError, parse_event
 from features.online_store import OnlineStore
 from features.serving import online_fields
 from features.state import ClientState, Outcome, apply_event, compact, record_offset
-from models_store.audit_records import (
+from models_store.control.audit_records import (
     ClearedRow,
     ErasureRecord,
     ModelSwitchRecord,
@@ -39,27 +39,20 @@ from models_store.audit_records import (
     SwitchedPartition,
     TopicPosition,
 )
-from models_store.deployment import client_digest
-from models_store.experiment_records import OutcomeRecord
-from models_store.labels import margin_parts
-from models_store.outcomes import (
+from models_store.control.fold import client_digest
+from models_store.experiments.outcomes import (
     PERSISTENCE_INDEX,
     add_money_to_state,
     close_horizons,
     track,
 )
-from streams.active_models import ActiveDeployment, ActiveModels, Erasure
-from streams.client_table import (
-    delete_client,
-    load_deployment,
-    load_progress,
-    load_state,
-    save_deployment,
-    save_progress,
-    save_state,
-)
-from streams.dead_letters import send_scoring_failure, send_to_dlq
-from streams.gap_reader import GapReader
+from models_store.experiments.records import OutcomeRecord
+from models_store.labels import margin_parts
+from streams.control.active_models import ActiveDeployment, ActiveModels, Erasure
+from streams.kafka.dead_letters import send_scoring_failure, send_to_dlq
+from streams.kafka.gap_reader import GapReader
+from streams.kafka.records import SourceRecord, partition_key
+from streams.kafka.topics import Topics
 from streams.metrics import (
     BATCH_EVENTS,
     BATCH_PHASE_SECONDS,
@@ -72,12 +65,19 @@ from streams.metrics import (
     OFFSETS_REREAD,
     OUTCOMES_JOINED,
 )
-from streams.partition_progress import PartitionProgress, next_expected
-from streams.scoring_stage import Rescore, Scored, ScoringStage
+from streams.pipeline.client_table import (
+    delete_client,
+    load_deployment,
+    load_progress,
+    load_state,
+    save_deployment,
+    save_progress,
+    save_state,
+)
+from streams.pipeline.progress import PartitionProgress, next_expected
+from streams.pipeline.scoring_stage import Rescore, Scored, ScoringStage
+from streams.pipeline.state_cache import StateCache
 from streams.settings import Settings
-from streams.source_records import SourceRecord, partition_key
-from streams.state_cache import StateCache
-from streams.topics import Topics
 
 
 def _runs_by_partition(records: list[SourceRecord]) -> list[list[SourceRecord]]:
@@ -502,7 +502,7 @@ class FeaturePipeline:
         for (topic, partition), offset in batch.through.items():
             batch.pending.append(save_progress(self._states, topic, partition, offset))
         # Redis and the broker acknowledge concurrently; the batch ends when both have. The
-        # store (streams.waiting_store) waits out a Redis outage: the batch stays unacked.
+        # store (streams.pipeline.waiting_store) waits out a Redis outage: the batch stays unacked.
         waiting = time.perf_counter()
         await asyncio.gather(
             self._store.write_many(mirrored, ttl_s=self._settings.redis_ttl_s or None),

@@ -8,7 +8,7 @@ changelog, recovery, the web server — while this reader fetches the input part
 Faust assigned to the worker with a group-less aiokafka consumer, ``getmany`` at a time.
 
 Where to start in each partition comes from the worker's own progress row in the table
-(``streams.partition_progress``), written with every batch's states, not from Faust's
+(``streams.pipeline.progress``), written with every batch's states, not from Faust's
 committed offsets, which are therefore not used for the input topics. The partitions
 stay paused in Faust's own consumer; the agent subscribed to them (so that the assignor
 co-partitions them with the changelog) only discards what slips through a resume.
@@ -35,14 +35,14 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 from faust.types import TP
 
-from streams.active_models import ActiveModels
-from streams.feature_pipeline import FeaturePipeline
-from streams.mirror_rebuild import MirrorKeeper
-from streams.preflight import MAX_PARTITION_FETCH_BYTES
+from streams.control.active_models import ActiveModels
+from streams.kafka.preflight import MAX_PARTITION_FETCH_BYTES
+from streams.kafka.records import from_consumer_record
+from streams.pipeline.batch import FeaturePipeline
+from streams.pipeline.mirror_rebuild import MirrorKeeper
+from streams.pipeline.waiting_store import describe
 from streams.readiness import recovery_waiting
 from streams.settings import Settings
-from streams.source_records import from_consumer_record
-from streams.waiting_store import describe
 from streams.worker_health import WorkerHealth
 
 log = logging.getLogger(__name__)

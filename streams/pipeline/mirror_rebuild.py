@@ -47,10 +47,10 @@ from redis.exceptions import RedisError
 
 from features.serving import online_fields
 from features.state import ClientState, EmittedMemo, decode_state
-from streams.key_partitions import client_partition, partition_count
+from streams.kafka.key_partitions import client_partition, partition_count
 from streams.metrics import MIRROR_CLIENTS_REBUILT, MIRROR_PREDICTIONS_MISSING, MIRROR_REBUILDS
+from streams.pipeline.waiting_store import WaitingStore, backoff_s, describe
 from streams.settings import Settings
-from streams.waiting_store import WaitingStore, backoff_s, describe
 from streams.worker_health import WorkerHealth
 
 log = logging.getLogger(__name__)

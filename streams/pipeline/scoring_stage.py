@@ -3,19 +3,19 @@
 One model call per batch and model, in a worker thread so the event loop keeps serving
 (XGBoost and the forest release the GIL while they predict); drivers (TreeSHAP, the costly
 part) only for the predictions that are emitted. During an A/B experiment each client is
-scored by the model of its arm (sticky: ``models_store.assignment``); in a shadow
+scored by the model of its arm (sticky: ``models_store.experiments.assignment``); in a shadow
 experiment the challenger also scores every client the champion emits for, and those
 predictions go to the shadow topic only. The decision uses the last prediction
 emitted for each client, kept in its state (``ClientState.emitted``), so a replay after a
 crash decides against what was last acknowledged. A replayed batch may cut the two input
 topics elsewhere than the lost one (its worker fetched differently), so it can score other
 features and emit other predictions; ids are digests of the payloads
-(``models_store.prediction.content_id``), so a re-emitted copy has the same id only when
+(``models_store.scoring.prediction.content_id``), so a re-emitted copy has the same id only when
 it says the same thing.
 
 While an experiment runs, each model call is counted for its arm (``health``: clients
 scored and failed, call latency, distance from the persistence forecast); the worker
-publishes the counts for the experiment's guardrails (``streams.health_reports``).
+publishes the counts for the experiment's guardrails (``streams.control.health_reports``).
 """
 
 from __future__ import annotations
@@ -32,12 +32,12 @@ from typing import Any, TypeVar
 import numpy as np
 
 from features.state import ClientState
-from models_store.arm_health import ArmHealth, observe_call
-from models_store.emission import EmissionPolicy, Emitted, Reason, decide
-from models_store.outcomes import PERSISTENCE_INDEX
-from models_store.prediction import Prediction, build_prediction
-from models_store.scoring import Score, Scorer
-from streams.active_models import ActiveDeployment
+from models_store.experiments.arm_health import ArmHealth, HealthBook, HealthKey, observe_call
+from models_store.experiments.outcomes import PERSISTENCE_INDEX
+from models_store.scoring.emission import EmissionPolicy, Emitted, Reason, decide
+from models_store.scoring.prediction import Prediction, build_prediction
+from models_store.scoring.scorer import Score, Scorer
+from streams.control.active_models import ActiveDeployment
 from streams.metrics import (
     PREDICTION_LATENCY,
     PREDICTIONS_EMITTED,
@@ -80,16 +80,6 @@ class Scored:
     shadow: list[Prediction] = field(default_factory=list)
 
 
-@dataclass(frozen=True)
-class HealthKey:
-    """Whose counts: an arm's model, at one deployment revision of one experiment."""
-
-    experiment_id: str
-    deployment_revision: int
-    arm: str
-    model: str
-
-
 @dataclass
 class _Group:
     """Clients scored by one model, in one arm."""
@@ -106,7 +96,7 @@ class ScoringStage:
         self.policy = policy
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="scoring")
         # Cumulative counts of this worker's model calls, per experiment arm.
-        self.health: dict[HealthKey, ArmHealth] = {}
+        self.health: HealthBook = {}
 
     def close(self) -> None:
         """Stop the scoring thread."""

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from streams.errors import ProfitstreamError
-from streams.preflight import kafka_answers, redis_answers
+from streams.kafka.preflight import kafka_answers, redis_answers
 from streams.settings import KafkaSecurity
 
 

@@ -33,10 +33,10 @@ import redis
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 
 from features.definitions import FEATURE_NAMES, compute_features
-from features.simulator import SimulatedMessage
-from models_store.prediction import Prediction
+from features.simulation.portfolio import SimulatedMessage
 from models_store.registry import open_registry
-from models_store.scoring import Scorer
+from models_store.scoring.prediction import Prediction
+from models_store.scoring.scorer import Scorer
 from streams.stack.processes import free_port, last_log_line, spawn, stop_pid
 from tests.services.event_log import ReplayedLog
 from tests.services.kafka_clients import Record

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from models_store.prediction import EMISSION_FIELDS
+from models_store.scoring.prediction import EMISSION_FIELDS
 from tests.field.harness import (
     PROGRESS_TIMEOUT_S,
     ReadySampler,

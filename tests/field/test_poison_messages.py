@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from models_store.outcomes import Tracked, outcome_record
+from models_store.experiments.outcomes import Tracked, outcome_record
 from tests.field.harness import (
     PROGRESS_TIMEOUT_S,
     ReadySampler,

@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import xgboost
 
-from models_store.bundle import artifact_entry
-from models_store.card import (
+from models_store.registry.bundle import artifact_entry
+from models_store.registry.card import (
     CARD_FILE,
     IntervalCalibration,
     ModelCard,

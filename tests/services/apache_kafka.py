@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from streams.errors import ProfitstreamError
-from streams.preflight import kafka_answers
+from streams.kafka.preflight import kafka_answers
 from streams.settings import KafkaSecurity
 from streams.stack.processes import free_port, spawn, stop_pid, wait_until
 

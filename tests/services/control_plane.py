@@ -8,13 +8,13 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from features.simulator import history_frame, simulate, simulated_messages
-from models_store.card import CARD_FILE
-from models_store.command_signing import new_key
+from features.simulation.portfolio import history_frame, simulate, simulated_messages
+from models_store.control.signing import new_key
 from models_store.registry import open_registry
-from models_store.training import TrainingRequest, train
-from models_store.tuning import SearchBudget
-from streams.control_client import audit_records, publish, read_topic
+from models_store.registry.card import CARD_FILE
+from models_store.training.train import TrainingRequest, train
+from models_store.training.tuning import SearchBudget
+from streams.cli.control_client import audit_records, publish, read_topic
 from streams.settings import Settings
 from tests.services.event_log import START
 from tests.services.record_schemas import checked

@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from streams.errors import ProfitstreamError
-from streams.preflight import check_kafka
+from streams.kafka.preflight import check_kafka
 from streams.settings import KafkaSecurity, parse_broker_list
 from streams.stack.embedded import start_server
 from streams.stack.processes import free_port, stop_pid

@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from streams.errors import ProfitstreamError
-from streams.preflight import check_redis
+from streams.kafka.preflight import check_redis
 from streams.stack.embedded import start_server
 from streams.stack.processes import free_port, stop_pid
 from streams.stack.servers import VALKEY, ServerKind

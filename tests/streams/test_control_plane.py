@@ -23,12 +23,12 @@ from typing import Any
 
 import redis
 
-from features.simulator import SimulatedMessage
-from models_store.command_signing import Principal, issue, load_keyring, new_key, sign
-from models_store.commands import Role
-from models_store.deployment import client_digest
-from models_store.prediction import Prediction
-from streams.audit_lookup import model_at
+from features.simulation.portfolio import SimulatedMessage
+from models_store.control.commands import Role
+from models_store.control.fold import client_digest
+from models_store.control.signing import Principal, issue, load_keyring, new_key, sign
+from models_store.scoring.prediction import Prediction
+from streams.cli.audit_lookup import model_at
 from streams.stack.processes import free_port, wait_until
 from tests.services.cli import assert_one_line_error, run_cli
 from tests.services.control_plane import (

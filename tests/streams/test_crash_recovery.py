@@ -3,7 +3,7 @@
 Nothing may be lost or applied twice: the restarted worker rebuilds its table from the
 changelog topic alone, Faust re-delivers what was not committed (the client states know
 which offsets they hold), and any offset Faust's stream skipped is re-read by the worker
-itself (streams/partition_progress.py). Compared with the offline builder at the end.
+itself (streams/pipeline/progress.py). Compared with the offline builder at the end.
 """
 
 from __future__ import annotations

@@ -33,15 +33,15 @@ from confluent_kafka import Consumer, TopicPartition
 
 from features.definitions import compute_features
 from features.events import Event, parse_event
-from features.simulator import SimulatedMessage
+from features.simulation.portfolio import SimulatedMessage
 from features.state import ClientState, Outcome, apply_event, compact, decode_state
-from models_store.deployment import Deployment
-from models_store.emission import EmissionPolicy
-from models_store.prediction import EMISSION_FIELDS, Prediction
+from models_store.control.fold import Deployment
 from models_store.registry import open_registry
-from models_store.scoring import Scorer
-from streams.active_models import ActiveDeployment
-from streams.scoring_stage import Rescore, ScoringStage
+from models_store.scoring.emission import EmissionPolicy
+from models_store.scoring.prediction import EMISSION_FIELDS, Prediction
+from models_store.scoring.scorer import Scorer
+from streams.control.active_models import ActiveDeployment
+from streams.pipeline.scoring_stage import Rescore, ScoringStage
 from streams.stack.processes import free_port, wait_until
 from tests.services.control_plane import V1
 from tests.services.event_log import ReplayedLog, metric, produce_log, rebuild, simulated_log

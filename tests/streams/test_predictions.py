@@ -22,12 +22,17 @@ import redis
 
 from features.definitions import FEATURE_NAMES
 from features.offline import build_features
-from features.simulator import SimulatedMessage, history_frame, simulate, simulated_messages
-from models_store.prediction import Prediction
+from features.simulation.portfolio import (
+    SimulatedMessage,
+    history_frame,
+    simulate,
+    simulated_messages,
+)
 from models_store.registry import open_registry
-from models_store.scoring import Scorer
-from models_store.training import TrainingRequest, train
-from models_store.tuning import SearchBudget
+from models_store.scoring.prediction import Prediction
+from models_store.scoring.scorer import Scorer
+from models_store.training.train import TrainingRequest, train
+from models_store.training.tuning import SearchBudget
 from streams.stack.processes import wait_until
 from tests.services.event_log import ReplayedLog, metric, produce_log, rebuild, simulated_log
 from tests.services.kafka_clients import consume, partition_counts

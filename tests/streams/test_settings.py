@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr, ValidationError
 
-from streams.cli import describe_validation_error
+from streams.cli.context import describe_validation_error
 from streams.settings import KafkaSecurity, Settings, mask_url_password, parse_broker_list
 
 

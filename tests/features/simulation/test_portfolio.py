@@ -7,7 +7,7 @@ from collections import Counter
 from datetime import UTC, datetime
 
 from features.offline import LoggedMessage, parsed_events, replay
-from features.simulator import oracle, simulate, simulated_messages
+from features.simulation.portfolio import oracle, simulate, simulated_messages
 from features.state import Outcome
 
 START = datetime(2024, 1, 1, tzinfo=UTC).timestamp()

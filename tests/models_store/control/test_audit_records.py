@@ -7,7 +7,7 @@ import json
 from datetime import UTC, datetime
 from pathlib import Path
 
-from models_store.audit_records import (
+from models_store.control.audit_records import (
     ModelSwitchRecord,
     SwitchedExperiment,
     SwitchedPartition,
@@ -15,12 +15,12 @@ from models_store.audit_records import (
     command_record,
     minimal_command_record,
 )
-from models_store.command_signing import Keyring, Principal, issue, new_key, sign
-from models_store.commands import Role
-from models_store.deployment import ControlFold, ControlRecord, Outcome
+from models_store.control.commands import Role
+from models_store.control.fold import ControlFold, ControlRecord, Outcome
+from models_store.control.signing import Keyring, Principal, issue, new_key, sign
 from tests.services.record_schemas import checked
 
-DOCS = Path(__file__).resolve().parents[2] / "docs"
+DOCS = Path(__file__).resolve().parents[3] / "docs"
 NOW = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 ADMIN = Principal("alice", Role.ADMIN, bytes.fromhex(new_key()))
 V1, V2 = "profitability@1.0.0", "profitability@2.0.0"

@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from models_store.audit_records import command_record
-from models_store.command_signing import Keyring, Principal, issue, new_key, sign
-from models_store.commands import Role, seed_record
-from models_store.deployment import ControlFold, ControlRecord, Deployment, Rejection
+from models_store.control.audit_records import command_record
+from models_store.control.commands import Role, seed_record
+from models_store.control.fold import ControlFold, ControlRecord, Deployment, Rejection
+from models_store.control.signing import Keyring, Principal, issue, new_key, sign
 
 NOW = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 V1, V2, V3 = "profitability@1.0.0", "profitability@2.0.0", "profitability@3.0.0"
@@ -219,7 +219,7 @@ def test_a_fold_without_a_configured_champion_needs_a_deploy() -> None:
 
 @pytest.mark.parametrize("document", [{"principals": []}, {"principals": {"a": {"role": "x"}}}])
 def test_bad_keyrings_are_refused(document: dict[str, Any], tmp_path: Any) -> None:
-    from models_store.command_signing import KeyringError, parse_keyring
+    from models_store.control.signing import KeyringError, parse_keyring
 
     with pytest.raises(KeyringError):
         parse_keyring(document, tmp_path)

@@ -11,15 +11,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from models_store.audit_records import MAX_AUDIT_BYTES, CommandRecord, command_record
-from models_store.command_signing import Keyring, Principal, issue, new_key, sign
-from models_store.commands import Role
-from models_store.deployment import (
+from models_store.control.audit_records import MAX_AUDIT_BYTES, CommandRecord, command_record
+from models_store.control.commands import Role
+from models_store.control.fold import (
     ControlFold,
     ControlRecord,
     Outcome,
     Rejection,
 )
+from models_store.control.signing import Keyring, Principal, issue, new_key, sign
 from tests.services.record_schemas import checked
 
 NOW = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from models_store.arm_health import (
+from models_store.experiments.arm_health import (
     LATENCY_BUCKETS_MS,
     ArmHealth,
     merge_health,

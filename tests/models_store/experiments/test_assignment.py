@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from models_store.assignment import (
+from models_store.experiments.assignment import (
     RampSchedule,
     assign_arm,
     assignment_point,

@@ -10,17 +10,17 @@ from datetime import UTC, datetime
 import pytest
 
 from features.offline import LoggedMessage, parsed_events
-from features.simulator import simulate, simulated_messages
+from features.simulation.portfolio import simulate, simulated_messages
 from features.state import DEFAULT_ALLOWED_LATENESS_S, ClientState, Outcome, apply_event
-from models_store.experiment_records import OutcomeRecord
-from models_store.labels import ledgers, margin_parts, margin_ratio
-from models_store.outcomes import (
+from models_store.experiments.outcomes import (
     Tracked,
     add_money,
     add_money_to_state,
     close_horizons,
     is_closed,
 )
+from models_store.experiments.records import OutcomeRecord
+from models_store.labels import ledgers, margin_parts, margin_ratio
 
 START = datetime(2024, 1, 1, tzinfo=UTC).timestamp()
 DAY = 86_400.0

@@ -7,15 +7,15 @@ import json
 import math
 from pathlib import Path
 
-from models_store.arm_health import ArmHealth, observe_call
-from models_store.emission import Reason
-from models_store.experiment_records import ArmHealthRecord, monitoring_schema_file
-from models_store.experiment_verdict import ExperimentTally, design_of, judge, result_record
-from models_store.outcomes import Tracked, outcome_record
-from tests.models_store.test_experiment_verdict import EXPERIMENT, NOW, REVISION, feed_outcomes
+from models_store.experiments.arm_health import ArmHealth, observe_call
+from models_store.experiments.outcomes import Tracked, outcome_record
+from models_store.experiments.records import ArmHealthRecord, monitoring_schema_file
+from models_store.experiments.verdict import ExperimentTally, design_of, judge, result_record
+from models_store.scoring.emission import Reason
+from tests.models_store.experiments.test_verdict import EXPERIMENT, NOW, REVISION, feed_outcomes
 from tests.services.record_schemas import checked
 
-DOCS = Path(__file__).resolve().parents[2] / "docs"
+DOCS = Path(__file__).resolve().parents[3] / "docs"
 
 
 def test_the_committed_schema_is_current() -> None:

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from models_store.sequential_test import (
+from models_store.experiments.sequential_test import (
     ArmStats,
     SequentialDesign,
     SequentialState,

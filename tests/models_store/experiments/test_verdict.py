@@ -9,9 +9,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from models_store.arm_health import ArmHealth, observe_call
-from models_store.deployment import Experiment
-from models_store.experiment_verdict import (
+from models_store.experiments.arm_health import ArmHealth, observe_call
+from models_store.experiments.design import Experiment
+from models_store.experiments.verdict import (
     MIN_ATTEMPTS,
     ExperimentTally,
     design_of,

@@ -14,8 +14,6 @@ from pathlib import Path
 
 import pytest
 
-from models_store.bundle import read_card, sha256_file
-from models_store.card import CARD_FILE, ModelCard, version_key
 from models_store.errors import (
     ArtifactIntegrityError,
     InvalidBundleError,
@@ -23,9 +21,12 @@ from models_store.errors import (
     ModelStoreError,
     VersionExistsError,
 )
-from models_store.filesystem_registry import FilesystemRegistry
-from models_store.mlflow_registry import TAG_MODEL, MlflowRegistry
-from models_store.registry import ModelRef, ModelRegistry, open_registry, parse_ref, sqlite_path
+from models_store.registry import open_registry, sqlite_path
+from models_store.registry.base import ModelRef, ModelRegistry, parse_ref
+from models_store.registry.bundle import read_card, sha256_file
+from models_store.registry.card import CARD_FILE, ModelCard, version_key
+from models_store.registry.filesystem import FilesystemRegistry
+from models_store.registry.mlflow import TAG_MODEL, MlflowRegistry
 from tests.models_store.bundles import MODEL_FILE, NOTES_FILE, make_bundle
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from models_store.emission import EmissionPolicy, Emitted, Reason, decide
+from models_store.scoring.emission import EmissionPolicy, Emitted, Reason, decide
 
 BASE = Emitted(margin=0.40, tier="healthy", model="m@1.0.0", arm=None, event_time=1000.0)
 POLICY = EmissionPolicy(delta=0.02, heartbeat_s=86_400)

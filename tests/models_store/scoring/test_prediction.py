@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from models_store.card import ModelCard
-from models_store.emission import Reason
-from models_store.prediction import (
+from models_store.registry.card import ModelCard
+from models_store.scoring.emission import Reason
+from models_store.scoring.prediction import (
     EMISSION_FIELDS,
     FLAT_COLUMNS,
     Prediction,
@@ -18,14 +18,14 @@ from models_store.prediction import (
     content_id,
     prediction_schema_file,
 )
-from models_store.scoring import Driver, Score
+from models_store.scoring.scorer import Driver, Score
 from tests.models_store.bundles import make_bundle
 
-DOCS = Path(__file__).resolve().parents[2] / "docs"
+DOCS = Path(__file__).resolve().parents[3] / "docs"
 
 
 def test_payload_fields_json_and_columns(tmp_path: Path) -> None:
-    from models_store.bundle import read_card
+    from models_store.registry.bundle import read_card
 
     card = read_card(make_bundle(tmp_path / "b", "margin", "2.1.0"))
     score = Score(margin=0.31, lower=0.1, upper=0.5, level=0.9, tier="healthy",
@@ -66,7 +66,7 @@ def _built(card: ModelCard, **changes: object) -> Prediction:
 
 
 def test_the_id_leaves_out_only_when_a_copy_was_made(tmp_path: Path) -> None:
-    from models_store.bundle import read_card
+    from models_store.registry.bundle import read_card
 
     card = read_card(make_bundle(tmp_path / "b", "margin", "2.1.0"))
     first = _built(card)
@@ -95,7 +95,7 @@ def test_anything_a_prediction_says_changes_its_id(
 ) -> None:
     # The stream found the same (client, trigger, model) scored on different features after
     # a takeover: a consumer de-duplicating by id must never drop a different prediction.
-    from models_store.bundle import read_card
+    from models_store.registry.bundle import read_card
 
     card = read_card(make_bundle(tmp_path / "b", "margin", "2.1.0"))
     assert _built(card, **changes).prediction_id != _built(card).prediction_id

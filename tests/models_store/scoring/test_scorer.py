@@ -11,13 +11,13 @@ import numpy as np
 import pytest
 
 from features.definitions import FEATURE_NAMES
-from features.simulator import history_frame, simulate, simulated_messages
-from models_store.bundle import verify_bundle
-from models_store.profit_model import ProfitModel
+from features.simulation.portfolio import history_frame, simulate, simulated_messages
+from models_store.model.profit_model import ProfitModel
 from models_store.registry import open_registry
-from models_store.scoring import Scorer, risk_tier, top_drivers
-from models_store.training import TrainingRequest, TrainingResult, train
-from models_store.tuning import SearchBudget
+from models_store.registry.bundle import verify_bundle
+from models_store.scoring.scorer import Scorer, risk_tier, top_drivers
+from models_store.training.train import TrainingRequest, TrainingResult, train
+from models_store.training.tuning import SearchBudget
 
 START = datetime(2024, 1, 1, tzinfo=UTC).timestamp()
 

@@ -11,7 +11,7 @@ import pytest
 
 from features.definitions import FEATURE_NAMES
 from features.offline import build_features
-from features.simulator import (
+from features.simulation.portfolio import (
     HORIZON_PERIODS,
     PERIOD_S,
     history_frame,
@@ -19,15 +19,15 @@ from features.simulator import (
     simulate,
     simulated_messages,
 )
-from models_store.dataset import (
+from models_store.errors import TrainingDataError
+from models_store.labels import margin_ratio
+from models_store.training.dataset import (
     AS_OF_BEFORE_CUTOFF_S,
     build_training_set,
     cutoff_schedule,
     load_history,
     parse_duration_days,
 )
-from models_store.errors import TrainingDataError
-from models_store.labels import margin_ratio
 
 START = datetime(2024, 1, 1, tzinfo=UTC).timestamp()
 HORIZON_S = HORIZON_PERIODS * PERIOD_S

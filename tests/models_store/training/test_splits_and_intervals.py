@@ -7,10 +7,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from models_store.conformal import conformal_quantile, coverage, interval, scores
 from models_store.errors import TrainingDataError
-from models_store.evaluation import best_blend_weight, persistence_baseline, regression_metrics
-from models_store.splits import purged_split
+from models_store.model.conformal import conformal_quantile, coverage, interval, scores
+from models_store.training.evaluation import (
+    best_blend_weight,
+    persistence_baseline,
+    regression_metrics,
+)
+from models_store.training.splits import purged_split
 
 DAY = 86_400.0
 

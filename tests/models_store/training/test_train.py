@@ -12,14 +12,14 @@ import pandas as pd
 import pytest
 
 from features.definitions import FEATURE_NAMES
-from features.simulator import history_frame, oracle_rows, simulate, simulated_messages
-from models_store.bundle import verify_bundle
-from models_store.card import FeatureSpec
+from features.simulation.portfolio import history_frame, oracle_rows, simulate, simulated_messages
 from models_store.errors import ArtifactIntegrityError, FeatureMismatchError, TrainingDataError
-from models_store.profit_model import ProfitModel
-from models_store.report import write_report
-from models_store.training import TrainingRequest, TrainingResult, train
-from models_store.tuning import SearchBudget
+from models_store.model.profit_model import ProfitModel
+from models_store.registry.bundle import verify_bundle
+from models_store.registry.card import FeatureSpec
+from models_store.training.report import write_report
+from models_store.training.train import TrainingRequest, TrainingResult, train
+from models_store.training.tuning import SearchBudget
 
 START = datetime(2024, 1, 1, tzinfo=UTC).timestamp()
 QUICK = SearchBudget(xgboost_candidates=4, forest_candidates=2, forest_trees=30)
@@ -47,7 +47,7 @@ def trained(
 
 
 def _test_matrix(result: TrainingResult, log: pd.DataFrame) -> np.ndarray:
-    from models_store.dataset import build_training_set, load_history
+    from models_store.training.dataset import build_training_set, load_history
 
     history = load_history(log)
     cutoffs = sorted(result.test["cutoff"].unique())

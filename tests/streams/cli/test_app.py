@@ -24,7 +24,7 @@ def held_port() -> Iterator[int]:
         yield int(sock.getsockname()[1])
 
 
-DOCS = Path(__file__).resolve().parents[2] / "docs"
+DOCS = Path(__file__).resolve().parents[3] / "docs"
 
 
 def test_malformed_broker_url(tmp_path: Path) -> None:

@@ -7,10 +7,10 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from streams.audit_lookup import scored_by
-from streams.cli_common import PIPE_WIDTH, output_width, parse_instant
+from streams.cli.audit_lookup import scored_by
+from streams.cli.context import PIPE_WIDTH, output_width, parse_instant
+from streams.cli.score import message_bytes
 from streams.errors import ProfitstreamError
-from streams.score_command import message_bytes
 
 NINE = datetime(2026, 11, 29, 9, tzinfo=UTC)
 

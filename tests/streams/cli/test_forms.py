@@ -24,14 +24,14 @@ import numpy as np
 import pandas as pd
 import typer
 
-from models_store.card import CARD_FILE
-from streams.cli import cli
+from models_store.registry.card import CARD_FILE
+from streams.cli.app import cli
 from streams.stack.processes import wait_until
 from tests.services.cli import assert_one_line_error, run_cli
 from tests.services.control_plane import V1, V2, audit, control_env
 from tests.services.worker_process import running_worker
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 DOCS = (ROOT / "README.md", ROOT / "docs" / "control.md", ROOT / "docs" / "models.md")
 V3 = "profitability@3.0.0"
 AS_OF_Z = "2024-04-20T12:00:00Z"

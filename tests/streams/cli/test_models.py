@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from models_store.bundle import read_card
-from models_store.card import ModelCard
 from models_store.registry import open_registry
+from models_store.registry.bundle import read_card
+from models_store.registry.card import ModelCard
 from tests.models_store.bundles import MODEL_FILE, make_bundle
 from tests.services.cli import assert_one_line_error, run_cli
 

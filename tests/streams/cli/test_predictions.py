@@ -15,13 +15,13 @@ import pandas as pd
 import pytest
 from confluent_kafka import Producer
 
-from models_store.emission import Reason
-from models_store.prediction import Driver, Interval, ModelId, Prediction
+from models_store.scoring.emission import Reason
+from models_store.scoring.prediction import Driver, Interval, ModelId, Prediction
+from streams.cli.predictions import Reading, latest_predictions, output_format, read_latest
 from streams.errors import ProfitstreamError
-from streams.predictions_command import Reading, latest_predictions, output_format, read_latest
+from streams.kafka.topic_admin import ensure_topics, product_topics
 from streams.settings import Settings, TopicNames
 from streams.stack.processes import free_port
-from streams.topic_admin import ensure_topics, product_topics
 from tests.services.cli import assert_one_line_error, run_cli
 
 AT = datetime(2025, 3, 1, tzinfo=UTC)

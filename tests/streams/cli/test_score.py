@@ -12,12 +12,12 @@ import pytest
 
 from features.definitions import FEATURE_NAMES
 from features.offline import build_features
-from features.simulator import history_frame, simulate, simulated_messages
-from models_store.prediction import FLAT_COLUMNS
+from features.simulation.portfolio import history_frame, simulate, simulated_messages
 from models_store.registry import open_registry
-from models_store.scoring import Scorer
-from models_store.training import TrainingRequest, train
-from models_store.tuning import SearchBudget
+from models_store.scoring.prediction import FLAT_COLUMNS
+from models_store.scoring.scorer import Scorer
+from models_store.training.train import TrainingRequest, train
+from models_store.training.tuning import SearchBudget
 from tests.services.cli import assert_one_line_error, run_cli
 
 START = datetime(2024, 1, 1, tzinfo=UTC).timestamp()

@@ -18,11 +18,10 @@ from typing import Any
 
 import numpy as np
 
-from models_store.arm_health import ArmHealth, observe_call
-from models_store.outcomes import Tracked, outcome_record
-from streams.control_client import experiment_results, read_key_partition
-from streams.health_reports import health_record
-from streams.scoring_stage import HealthKey
+from models_store.experiments.arm_health import ArmHealth, HealthKey, observe_call
+from models_store.experiments.outcomes import Tracked, outcome_record
+from streams.cli.control_client import experiment_results, read_key_partition
+from streams.control.health_reports import health_record
 from streams.stack.processes import free_port, wait_until
 from tests.services.cli import assert_one_line_error, run_cli
 from tests.services.control_plane import (

@@ -9,13 +9,13 @@ import json
 import pytest
 from aiokafka.record.default_records import DefaultRecordBatchBuilder
 
-from models_store.audit_records import minimal_command_record
-from models_store.deployment import ControlState, Deployment, Outcome, Rejection
-from models_store.experiment_verdict import ExperimentTally
-from models_store.sequential_test import SequentialDesign
-from streams.dead_letters import dead_letter_headers, fit_for_dlq
-from streams.experiment_monitor import add_record
-from streams.source_records import SourceRecord
+from models_store.control.audit_records import minimal_command_record
+from models_store.control.fold import ControlState, Deployment, Outcome, Rejection
+from models_store.experiments.sequential_test import SequentialDesign
+from models_store.experiments.verdict import ExperimentTally
+from streams.control.experiment_monitor import add_record
+from streams.kafka.dead_letters import dead_letter_headers, fit_for_dlq
+from streams.kafka.records import SourceRecord
 
 LIMIT = 1_000_000  # Faust's default producer_max_request_size
 

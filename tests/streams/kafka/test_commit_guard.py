@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from streams.commit_guard import committable_offset
+from streams.kafka.commit_guard import committable_offset
 
 
 def test_the_case_of_issue_606_is_held_back() -> None:

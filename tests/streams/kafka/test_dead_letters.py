@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from streams.dead_letters import dead_letter_headers
-from streams.source_records import SourceRecord
+from streams.kafka.dead_letters import dead_letter_headers
+from streams.kafka.records import SourceRecord
 
 
 def _message(headers: list[tuple[str, bytes]] | None = None) -> SourceRecord:

@@ -12,7 +12,7 @@ from faust.transport.drivers import aiokafka as driver
 from faust.types import TP
 from mode.utils.logging import CompositeLogger
 
-from streams.faust_logging import PausedInputReports, quiet_paused_inputs
+from streams.kafka.faust_logging import PausedInputReports, quiet_paused_inputs
 
 INPUTS = ("client-activity", "billing")
 
@@ -73,7 +73,7 @@ def test_other_records_pass(faust_log: CompositeLogger, caplog: pytest.LogCaptur
 def test_a_malformed_request_is_one_warning_without_a_traceback() -> None:
     from aiohttp.http_exceptions import BadStatusLine
 
-    from streams.faust_logging import MalformedRequests
+    from streams.kafka.faust_logging import MalformedRequests
 
     try:
         raise BadStatusLine("GARBAGE")

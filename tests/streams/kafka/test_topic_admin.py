@@ -14,15 +14,15 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic, RecordsToDelete
 from aiokafka.structs import TopicPartition
 
-from models_store.command_signing import Keyring
-from models_store.deployment import ControlFold
-from models_store.scoring import Scorer
-from streams.active_models import ActiveModels
+from models_store.control.fold import ControlFold
+from models_store.control.signing import Keyring
+from models_store.scoring.scorer import Scorer
 from streams.app import create_app
-from streams.control_log import ControlLog
+from streams.cli.worker import app_topics, leader_topic_name
+from streams.control.active_models import ActiveModels
+from streams.control.log import ControlLog
 from streams.errors import ProfitstreamError
-from streams.settings import Settings, TopicNames
-from streams.topic_admin import (
+from streams.kafka.topic_admin import (
     ExistingTopic,
     TopicAdmin,
     TopicSpec,
@@ -34,8 +34,8 @@ from streams.topic_admin import (
     plan_topics,
     product_topics,
 )
-from streams.topics import declare_topics
-from streams.worker import app_topics, leader_topic_name
+from streams.kafka.topics import declare_topics
+from streams.settings import Settings, TopicNames
 from tests.services.cli import assert_one_line_error, run_cli
 
 BOOTSTRAP = "broker:9092"

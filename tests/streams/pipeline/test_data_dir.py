@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 
-from streams.data_dir import LocalPartition, exclusive_data_dir, stale_partitions
 from streams.errors import ProfitstreamError
+from streams.pipeline.data_dir import LocalPartition, exclusive_data_dir, stale_partitions
 from streams.settings import TopicNames
 from streams.stack.processes import free_port, wait_until
 from tests.services.cli import assert_one_line_error, run_cli

@@ -10,12 +10,12 @@ from typing import Any
 
 from faust.types.tuples import TP, RecordMetadata
 
-from models_store.command_signing import Keyring, Principal, issue, new_key
-from models_store.commands import Role
-from models_store.deployment import ALREADY_ERASED, ControlFold, ControlRecord, client_digest
-from streams.active_models import Erasure, erased_client
-from streams.control_client import erasure_command, erasure_summary, unswept
-from streams.feature_pipeline import erasure_record, recent
+from models_store.control.commands import Role
+from models_store.control.fold import ALREADY_ERASED, ControlFold, ControlRecord, client_digest
+from models_store.control.signing import Keyring, Principal, issue, new_key
+from streams.cli.control_client import erasure_command, erasure_summary, unswept
+from streams.control.active_models import Erasure, erased_client
+from streams.pipeline.batch import erasure_record, recent
 from tests.services.record_schemas import checked
 
 NOW = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)

@@ -7,8 +7,8 @@ import json
 from datetime import UTC, datetime
 
 from features.state import ClientState
-from models_store.prediction import Experiment, Interval, ModelId, Prediction
-from streams.mirror_rebuild import (
+from models_store.scoring.prediction import Experiment, Interval, ModelId, Prediction
+from streams.pipeline.mirror_rebuild import (
     OK,
     REBUILDING,
     chunks,
@@ -18,7 +18,7 @@ from streams.mirror_rebuild import (
     partitions_to_rebuild,
     table_partitions,
 )
-from streams.waiting_store import backoff_s
+from streams.pipeline.waiting_store import backoff_s
 
 AS_OF = datetime(2024, 5, 17, 13, 45, 12, 123456, tzinfo=UTC).timestamp() + 0.0000004
 

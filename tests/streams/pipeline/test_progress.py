@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from streams.partition_progress import PartitionProgress, missing_offsets, next_expected
+from streams.pipeline.progress import PartitionProgress, missing_offsets, next_expected
 
 
 def test_next_expected_follows_the_stored_progress_but_not_before_retention() -> None:

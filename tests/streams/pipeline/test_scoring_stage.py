@@ -12,17 +12,18 @@ import numpy as np
 import pytest
 
 from features.definitions import FEATURE_NAMES
-from features.simulator import history_frame, simulate, simulated_messages
+from features.simulation.portfolio import history_frame, simulate, simulated_messages
 from features.state import ClientState
-from models_store.bundle import verify_bundle
-from models_store.deployment import Deployment, Experiment
-from models_store.emission import EmissionPolicy
-from models_store.profit_model import ProfitModel
-from models_store.scoring import Scorer
-from models_store.training import TrainingRequest, train
-from models_store.tuning import SearchBudget
-from streams.active_models import ActiveDeployment
-from streams.scoring_stage import Rescore, ScoringStage
+from models_store.control.fold import Deployment
+from models_store.experiments.design import Experiment
+from models_store.model.profit_model import ProfitModel
+from models_store.registry.bundle import verify_bundle
+from models_store.scoring.emission import EmissionPolicy
+from models_store.scoring.scorer import Scorer
+from models_store.training.train import TrainingRequest, train
+from models_store.training.tuning import SearchBudget
+from streams.control.active_models import ActiveDeployment
+from streams.pipeline.scoring_stage import Rescore, ScoringStage
 
 START = datetime(2024, 1, 1, tzinfo=UTC).timestamp()
 

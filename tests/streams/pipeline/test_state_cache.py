@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from features.state import ClientState
-from streams.state_cache import StateCache
+from streams.pipeline.state_cache import StateCache
 
 
 def test_least_recently_used_goes_first() -> None:

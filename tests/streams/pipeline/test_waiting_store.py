@@ -12,7 +12,7 @@ import pytest
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from features.online_store import redis_client
-from streams.waiting_store import WaitingStore
+from streams.pipeline.waiting_store import WaitingStore
 from streams.worker_health import WorkerHealth
 from tests.services.own_servers import own_valkey
 
@@ -27,7 +27,7 @@ async def _until(condition: object, timeout_s: float) -> None:
 def test_a_write_waits_out_an_outage_and_reports_it_once(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="streams.waiting_store")
+    caplog.set_level(logging.INFO, logger="streams.pipeline.waiting_store")
     with own_valkey(tmp_path) as valkey:
 
         async def scenario() -> tuple[float, dict[str, str], int]:
@@ -59,5 +59,5 @@ def test_a_write_waits_out_an_outage_and_reports_it_once(
     assert written == {"x": "2"}
     assert reconnects == 1
     assert after_s < 2.0  # backoff capped at 0.5 s
-    lines = [r for r in caplog.records if r.name == "streams.waiting_store"]
+    lines = [r for r in caplog.records if r.name == "streams.pipeline.waiting_store"]
     assert [r.levelname for r in lines] == ["WARNING", "INFO"], [r.message for r in lines]

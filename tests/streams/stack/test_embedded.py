@@ -10,7 +10,7 @@ from typing import Any, cast
 import pytest
 import redis
 
-from streams.preflight import kafka_answers, redis_answers
+from streams.kafka.preflight import kafka_answers, redis_answers
 from streams.settings import KafkaSecurity
 from streams.stack.processes import free_port, pid_is_alive, read_record, wait_until
 from tests.services.cli import assert_one_line_error, run_cli

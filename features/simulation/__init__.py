@@ -1,0 +1,1 @@
+"""The seeded MSP portfolio: clients, their dynamics, the events they produce, the hidden truth."""

@@ -1,0 +1,3 @@
+"""The signed control log, folded the same way on every worker: commands, signing, the fold,
+audit records.
+"""

@@ -1,0 +1,1 @@
+"""The deployed model: XGBoost + Random Forest blend, conformal interval, drivers."""

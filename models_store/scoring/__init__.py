@@ -1,0 +1,1 @@
+"""Scoring: a model's score of a feature row, the prediction payload, when it is emitted."""

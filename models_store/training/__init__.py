@@ -1,0 +1,1 @@
+"""Training: the dataset at cutoffs, purged time splits, budgeted search, evaluation, reports."""

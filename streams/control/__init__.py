@@ -1,0 +1,3 @@
+"""The control plane as it runs in a worker: its reading of the log, the loaded models, audit,
+the monitor.
+"""

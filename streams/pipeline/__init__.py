@@ -1,0 +1,3 @@
+"""One input batch, from fetch to acknowledgement: reading, applying, scoring, emitting,
+persisting.
+"""
