@@ -43,12 +43,8 @@ from benchmarks.local_stack import (
     worker_metric,
 )
 from features.definitions import FEATURE_NAMES
-from features.simulation.portfolio import (
-    SimulatedMessage,
-    history_frame,
-    simulate,
-    simulated_messages,
-)
+from features.simulation.messages import SimulatedMessage, history_frame, simulated_messages
+from features.simulation.portfolio import simulate
 from models_store.registry import open_registry
 from models_store.scoring.scorer import Scorer
 from models_store.training.train import TrainingRequest, train

@@ -38,7 +38,8 @@ from benchmarks.local_stack import (
     worker_metric,
 )
 from features.offline import LoggedMessage
-from features.simulation.portfolio import simulate, simulated_messages
+from features.simulation.messages import simulated_messages
+from features.simulation.portfolio import simulate
 from streams.kafka.replay import replay_to_kafka
 from streams.settings import Settings, TopicNames
 from streams.stack.processes import free_port, spawn, stop_pid

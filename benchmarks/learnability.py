@@ -24,7 +24,8 @@ from rich.table import Table
 from xgboost import XGBRegressor
 
 from features.definitions import FEATURE_NAMES
-from features.simulation.portfolio import PERIOD_S, oracle_expected_r2, simulate
+from features.simulation.oracle import oracle_expected_r2
+from features.simulation.portfolio import PERIOD_S, simulate
 from models_store.training.dataset import build_training_set, cutoff_schedule, load_history
 from models_store.training.evaluation import regression_metrics
 from models_store.training.splits import purged_split

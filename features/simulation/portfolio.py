@@ -5,32 +5,23 @@ creep, late paying, overage billing) and evolves in 30-day periods: endpoints gr
 tickets follow endpoints and seasonality, hours beyond the included ones creep in,
 SLA breaches lower satisfaction, low satisfaction raises the hazard of cancelling,
 contracts renew with the current size, projects bring one-off invoices, licences cost
-per endpoint. ``step`` draws a period's totals; ``expand`` turns them into events.
-
-Ground truth: the margin of the next 90 days (three periods) is noisy given everything
-the generator knows. ``oracle`` re-draws those periods from each cutoff's state many
-times: its mean is the best possible prediction, and its R² against the realised
-margins is the best accuracy any model can reach on this data.
+per endpoint. ``step`` draws a period's totals; ``features.simulation.messages`` turns
+them into events and ``features.simulation.oracle`` judges what can be predicted.
 """
 
 from __future__ import annotations
 
 import copy
-import json
 import math
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
-import pandas as pd
 
-from features.events import ServiceType, encode_event
+from features.events import ServiceType
 from features.windows import DAY_SECONDS
 
 PERIOD_DAYS = 30
 PERIOD_S = PERIOD_DAYS * DAY_SECONDS
-HORIZON_PERIODS = 3  # 90 days
 TIERS = {  # price per endpoint and month, included hours per endpoint and month, services
     "essential": (28.0, 0.10, ("helpdesk", "monitoring")),
     "standard": (42.0, 0.16, ("helpdesk", "monitoring", "backup", "security")),
@@ -205,13 +196,6 @@ def step(traits: Traits, dyn: Dynamics, rng: np.random.Generator) -> PeriodDraws
     return draws
 
 
-def horizon_margin(periods: list[PeriodDraws]) -> float:
-    """Gross margin ratio of some periods (NaN without revenue, as the label rule says)."""
-    revenue = sum(p.revenue for p in periods)
-    cost = sum(p.cost for p in periods)
-    return (revenue - cost) / revenue if revenue > 0 else math.nan
-
-
 @dataclass(frozen=True)
 class Portfolio:
     """A simulated portfolio: per client, its traits and its drawn periods."""
@@ -234,254 +218,3 @@ def simulate(clients: int, months: int, seed: int, start: float) -> Portfolio:
             draws.append(step(traits, dyn, rng))
         result.append((f"client-{index:05d}", traits, draws, states))
     return Portfolio(start=start, periods=months, seed=seed, clients=result)
-
-
-def oracle_rows(
-    portfolio: Portfolio,
-    draws_per_cutoff: int = 16,
-    progress: Callable[[int], None] | None = None,
-) -> pd.DataFrame:
-    """Best-possible predictions of the next 90 days' margin at each period boundary.
-
-    For every client and cutoff with a full horizon ahead (and revenue in it), the
-    horizon is re-drawn ``draws_per_cutoff`` times from the cutoff's state; the mean is
-    the oracle's prediction, next to the margin that was actually drawn. One row per
-    (client_id, cutoff epoch s): prediction, estimate_variance (of that mean), actual.
-    """
-    rng = np.random.default_rng(portfolio.seed + 1)
-    rows: list[tuple[str, float, float, float, float]] = []
-    for client_id, traits, draws, states in portfolio.clients:
-        if progress is not None:
-            progress(1)
-        for cutoff in range(1, portfolio.periods - HORIZON_PERIODS + 1):
-            actual = horizon_margin(draws[cutoff : cutoff + HORIZON_PERIODS])
-            if math.isnan(actual):
-                continue
-            samples = []
-            for _ in range(draws_per_cutoff):
-                dyn = copy.copy(states[cutoff])
-                sample = horizon_margin([step(traits, dyn, rng) for _ in range(HORIZON_PERIODS)])
-                if not math.isnan(sample):
-                    samples.append(sample)
-            if len(samples) > 1:
-                rows.append((client_id, portfolio.start + cutoff * PERIOD_S,
-                             float(np.mean(samples)),
-                             float(np.var(samples, ddof=1)) / len(samples), actual))  # fmt: skip
-    columns = ["client_id", "cutoff", "prediction", "estimate_variance", "actual"]
-    return pd.DataFrame(rows, columns=columns)
-
-
-def oracle_expected_r2(
-    actual: np.ndarray, prediction: np.ndarray, estimate_variance: np.ndarray
-) -> float:
-    """R² of the oracle's exact mean: the mean of K draws is itself noisy (variance s²/K),
-    which would understate the oracle, so that part is taken out of the squared error."""
-    residual = float(np.mean((actual - prediction) ** 2)) - float(np.mean(estimate_variance))
-    return 1.0 - residual / float(np.var(actual))
-
-
-def oracle(
-    portfolio: Portfolio,
-    draws_per_cutoff: int = 16,
-    progress: Callable[[int], None] | None = None,
-) -> dict[str, Any]:
-    """The oracle's figures over every cutoff (see ``oracle_rows``)."""
-    return oracle_summary(oracle_rows(portfolio, draws_per_cutoff, progress), draws_per_cutoff)
-
-
-def oracle_summary(rows: pd.DataFrame, draws_per_cutoff: int) -> dict[str, Any]:
-    """Expected R² and MAE of the oracle over ``rows``."""
-    y, p = rows["actual"].to_numpy(), rows["prediction"].to_numpy()
-    return {
-        "oracle_expected_r2": oracle_expected_r2(y, p, rows["estimate_variance"].to_numpy()),
-        "oracle_mae": float(np.mean(np.abs(y - p))),
-        "pairs": len(rows),
-        "draws_per_cutoff": draws_per_cutoff,
-        "horizon_days": HORIZON_PERIODS * PERIOD_DAYS,
-        "label": "gross margin ratio of (t, t+90d]; pairs without revenue left out",
-    }
-
-
-@dataclass(frozen=True)
-class SimulatedMessage:
-    """One message as produced to a topic, with when it happened and when it arrived."""
-
-    stream: str
-    key: bytes
-    value: bytes
-    event_time: float
-    arrival_time: float
-    injected: str = ""
-
-
-def expand(
-    client_id: str, traits: Traits, draws: PeriodDraws, start: float, rng: np.random.Generator
-) -> Iterator[SimulatedMessage]:
-    """The events of one drawn period, with event times inside it and small arrival delays."""
-    base = start + draws.period * PERIOD_S
-    counter = iter(range(1_000_000))
-
-    def message(
-        stream: str, event_type: str, when: float, payload: dict[str, Any]
-    ) -> SimulatedMessage:
-        when = float(math.floor(when))
-        event_id = f"{client_id}-p{draws.period}-{next(counter)}"
-        raw = encode_event(event_type, event_id=event_id, client_id=client_id, event_time=when,
-                           payload=payload)  # fmt: skip
-        delay = float(rng.exponential(20.0))
-        return SimulatedMessage(stream, client_id.encode(), raw, when, when + delay)
-
-    def at() -> float:
-        # Early enough that the time logged 30 minutes later is still in this period.
-        return base + float(rng.uniform(0, PERIOD_S - 7200))
-
-    services = list(TIERS[traits.tier][2])
-    contract_id = f"{client_id}-k{draws.period}"
-    if draws.signed or draws.renewed:
-        kind = "contract_signed" if draws.signed else "contract_renewed"
-        yield message("billing", kind, base, {
-            "contract_id": contract_id, "monthly_recurring_value": draws.monthly_value,
-            "term_months": draws.term_periods, "included_hours": draws.included_hours,
-            "services": services})  # fmt: skip
-        if draws.signed:
-            for service in services:
-                yield message("activity", "service_changed", base + 1,
-                              {"service": service, "change": "added"})  # fmt: skip
-    if not draws.active:
-        return
-    yield message("activity", "endpoints_changed", base + 60,
-                  {"managed_endpoints": draws.endpoints})  # fmt: skip
-    invoices = [("recurring", draws.monthly_value, base + 3600)]
-    if draws.overage_amount:
-        invoices.append(("overage", draws.overage_amount, base + PERIOD_S - 3600))
-    if draws.project_amount:
-        invoices.append(("project", draws.project_amount, at()))
-    for number, (kind, amount, when) in enumerate(invoices):
-        invoice_id = f"{client_id}-i{draws.period}-{number}"
-        yield message("billing", "invoice_issued", when,
-                      {"invoice_id": invoice_id, "amount": amount, "kind": kind})  # fmt: skip
-        late = int(rng.exponential(25.0 if traits.late_payer else 1.5))
-        yield message("billing", "payment_received", when + (14 + late) * DAY_SECONDS,
-                      {"invoice_id": invoice_id, "amount": amount, "days_late": late})  # fmt: skip
-    for index, (hours, breached) in enumerate(zip(draws.ticket_hours, draws.ticket_breaches,
-                                                  strict=True)):  # fmt: skip
-        opened = at()
-        ticket_id = f"{client_id}-t{draws.period}-{index}"
-        priority = str(rng.choice(["low", "medium", "high"]))
-        category = str(rng.choice(["hardware", "software", "network", "user_request"]))
-        ticket = {"ticket_id": ticket_id, "priority": priority, "category": category}
-        yield message("activity", "ticket_opened", opened, ticket)
-        resolution = float(hours) * float(rng.uniform(2, 8))
-        technician = f"tech-{int(rng.integers(1, 12))}"
-        yield message("activity", "time_logged", opened + 1800, {
-            "technician_id": technician, "hours": float(hours), "billable": True,
-            "labour_cost_rate": float(draws.cost_rates[index])})  # fmt: skip
-        yield message("activity", "ticket_resolved", opened + resolution * 3600, {
-            "ticket_id": ticket_id, "resolution_hours": round(resolution, 2),
-            "sla_met": not bool(breached)})  # fmt: skip
-    rate = float(draws.cost_rates[0])
-    for total, billable in ((draws.creep_hours, False), (draws.project_hours, True)):
-        for hours in work_logs(total):
-            yield message("activity", "time_logged", at(), {
-                "technician_id": "tech-0", "hours": hours, "billable": billable,
-                "labour_cost_rate": rate})  # fmt: skip
-    for amount in draws.credits:
-        yield message("billing", "credit_issued", at(), {"amount": amount, "reason": "sla"})
-    if draws.licence_cost:
-        yield message("billing", "cost_incurred", base + 7200,
-                      {"amount": draws.licence_cost, "category": "licence"})  # fmt: skip
-    if draws.third_party_cost:
-        yield message("billing", "cost_incurred", at(),
-                      {"amount": draws.third_party_cost, "category": "third_party"})  # fmt: skip
-    for score in draws.surveys:
-        yield message("activity", "satisfaction_survey", at(), {"score": score})
-    for _ in range(draws.contacts):
-        channel = str(rng.choice(["email", "phone", "portal", "chat"]))
-        yield message("activity", "contact", at(), {"channel": channel})
-    if draws.cancelled:
-        yield message("billing", "contract_cancelled", base + PERIOD_S - 60,
-                      {"contract_id": contract_id, "reason": "dissatisfied"})  # fmt: skip
-
-
-def _corrupt(message: SimulatedMessage, rng: np.random.Generator, number: int) -> SimulatedMessage:
-    """A broken variant of a message, of one of the kinds the validation rejects."""
-    event = json.loads(message.value)
-    event["event_id"] = f"{event['event_id']}-bad{number}"
-    kind = int(rng.integers(0, 6))
-    if kind == 0:
-        raw = message.value[: len(message.value) // 2]  # truncated JSON
-    else:
-        if kind == 1:
-            event["type"] = "teleport_requested"
-        elif kind == 2:
-            event.pop("client_id")
-        elif kind == 3:
-            event["payload"] = {**event["payload"], "amount": -1.0, "hours": -1.0}
-            event["type"] = "credit_issued" if message.stream == "billing" else "time_logged"
-        elif kind == 4:
-            event["event_time"] = "2999-01-01T00:00:00Z"
-        else:
-            event["payload"] = "not an object"
-        raw = json.dumps(event).encode()
-    return SimulatedMessage(message.stream, message.key, raw, message.event_time,
-                            message.arrival_time + 0.5, "malformed")  # fmt: skip
-
-
-def simulated_messages(
-    portfolio: Portfolio,
-    *,
-    malformed: float = 0.0,
-    duplicate: float = 0.0,
-    late: float = 0.0,
-    allowed_lateness_days: float = 7.0,
-) -> list[SimulatedMessage]:
-    """Every message of the portfolio in arrival order, with the stated fractions injected.
-
-    Malformed messages are extra (broken copies); duplicates re-send a message within
-    the hour; late messages arrive 1.5 to 4 times the allowed lateness after their event
-    time. The clean events, and so the ground truth, stay as drawn. The log ends with the
-    last period: payments due later have not happened yet when it is exported.
-    """
-    rng = np.random.default_rng(portfolio.seed + 2)
-    end = portfolio.start + portfolio.periods * PERIOD_S
-    clean: list[SimulatedMessage] = []
-    for client_id, traits, draws, _ in portfolio.clients:
-        for period in draws:
-            clean.extend(m for m in expand(client_id, traits, period, portfolio.start, rng)
-                         if m.event_time < end)  # fmt: skip
-    extra: list[SimulatedMessage] = []
-    result: list[SimulatedMessage] = []
-    lateness_s = allowed_lateness_days * DAY_SECONDS
-    for number, message in enumerate(clean):
-        roll = rng.random()
-        if roll < late:
-            delay = float(rng.uniform(1.5, 4.0)) * lateness_s
-            arrival = message.event_time + delay
-            message = SimulatedMessage(message.stream, message.key, message.value,
-                                       message.event_time, arrival, "late")  # fmt: skip
-        result.append(message)
-        if rng.random() < duplicate:
-            extra.append(SimulatedMessage(message.stream, message.key, message.value,
-                                          message.event_time,
-                                          message.arrival_time + float(rng.uniform(1, 3600)),
-                                          "duplicate"))  # fmt: skip
-        if rng.random() < malformed:
-            extra.append(_corrupt(message, rng, number))
-    result.extend(extra)
-    result.sort(key=lambda m: m.arrival_time)
-    return result
-
-
-def history_frame(messages: list[SimulatedMessage]) -> pd.DataFrame:
-    """The event log as a frame (``features.offline`` columns plus what helps people read it)."""
-    return pd.DataFrame(
-        {
-            "arrival": np.arange(len(messages), dtype=np.int64),
-            "arrival_time": [m.arrival_time for m in messages],
-            "stream": [m.stream for m in messages],
-            "key": [m.key for m in messages],
-            "value": [m.value for m in messages],
-            "event_time": [m.event_time for m in messages],
-            "injected": [m.injected for m in messages],
-        }
-    )

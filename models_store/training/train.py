@@ -3,8 +3,8 @@
 Steps: parse the log → cutoffs and a purged time split → features and labels per
 (client, cutoff) → tune XGBoost and Random Forest on the validation cutoffs → fit both
 on the training cutoffs → blend weight and interval calibration on validation →
-every figure on the test cutoffs, next to the baselines (and the simulator's oracle
-when its predictions are given) → a bundle: artifacts + model card.
+every figure on the test cutoffs, next to the baselines (and an oracle's figures on the
+same rows when the caller can compute them) → a bundle: artifacts + model card.
 """
 
 from __future__ import annotations
@@ -27,7 +27,6 @@ import pandas as pd
 import xgboost
 
 from features.definitions import FEATURE_NAMES
-from features.simulation.portfolio import oracle_expected_r2
 from features.state import DEFAULT_ALLOWED_LATENESS_S
 from models_store.errors import TrainingDataError
 from models_store.model.conformal import conformal_quantile, coverage, scores
@@ -58,6 +57,11 @@ from models_store.training.tuning import SearchBudget, forest_estimator, search,
 
 MIN_TRAINING_ROWS = 50
 
+# The best achievable figures on the held-out rows (the test frame of ``TrainingResult``):
+# expected_r2, mae and rows at least, or None when it predicted none of them. The caller
+# supplies it (the CLI, from the simulator's oracle): the training core knows no generator.
+OracleComparison = Callable[[pd.DataFrame], dict[str, float] | None]
+
 
 @dataclass(frozen=True)
 class TrainingRequest:
@@ -86,7 +90,7 @@ class TrainingResult:
     bundle: Path
     test: pd.DataFrame  # per test row: actual, each model's and baseline's prediction, interval
     importance: pd.Series  # mean |SHAP| per feature on the test rows, largest first
-    oracle: dict[str, float] | None
+    oracle: dict[str, float] | None  # the OracleComparison's figures, when one was given
     timings: dict[str, float]
     excluded: int  # rows without a label to learn (see ``TrainingSet.labelled``)
 
@@ -120,10 +124,14 @@ def train(
     events: pd.DataFrame,
     request: TrainingRequest,
     out_dir: Path,
-    oracle_rows: pd.DataFrame | None = None,
     progress: Progress | None = None,
+    *,
+    oracle: OracleComparison | None = None,
 ) -> TrainingResult:
-    """Train from an event-log frame; write the bundle into a new directory under ``out_dir``."""
+    """Train from an event-log frame; write the bundle into a new directory under ``out_dir``.
+
+    ``oracle``, when given, is compared on the test rows and shown beside the models.
+    """
     timings: dict[str, float] = {}
     began = time.perf_counter()
 
@@ -225,24 +233,10 @@ def train(
         test[name] = values
     test["lower"], test["upper"] = lower, upper
 
-    oracle = None
-    if oracle_rows is not None and request.target == "margin_ratio":
-        joined = test.merge(oracle_rows, on=["client_id", "cutoff"], how="inner")
-        if len(joined):
-            oracle = {
-                "expected_r2": oracle_expected_r2(
-                    joined["actual_x"].to_numpy(), joined["prediction"].to_numpy(),
-                    joined["estimate_variance"].to_numpy(),
-                ),
-                "mae": float(np.mean(np.abs(joined["actual_x"] - joined["prediction"]))),
-                "rows": float(len(joined)),
-                "blend_r2_same_rows": regression_metrics(
-                    joined["actual_x"].to_numpy(), joined["blend"].to_numpy())["r2"],
-                "label_max_abs_difference": float(
-                    np.max(np.abs(joined["actual_x"] - joined["actual_y"]))),
-            }  # fmt: skip
-            metrics["oracle"] = {"r2": oracle["expected_r2"], "mae": oracle["mae"],
-                                 "rows": oracle["rows"]}  # fmt: skip
+    figures = oracle(test) if oracle is not None else None
+    if figures is not None:
+        metrics["oracle"] = {"r2": figures["expected_r2"], "mae": figures["mae"],
+                             "rows": figures["rows"]}  # fmt: skip
 
     step("evaluating on the test cutoffs", 1)
     step("explaining (TreeSHAP)")
@@ -310,7 +304,7 @@ def train(
         artifacts=artifacts,
     )
     (bundle / CARD_FILE).write_text(card.to_json())
-    return TrainingResult(card, bundle, test, importance, oracle, timings, excluded)
+    return TrainingResult(card, bundle, test, importance, figures, timings, excluded)
 
 
 def shap_cost(model: ProfitModel, x: np.ndarray, repeats: int = 5) -> dict[str, float]:

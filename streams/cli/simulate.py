@@ -13,15 +13,9 @@ from rich.console import Console
 from rich.progress import Progress
 
 from features.offline import LoggedMessage
-from features.simulation.portfolio import (
-    HORIZON_PERIODS,
-    Portfolio,
-    history_frame,
-    oracle_rows,
-    oracle_summary,
-    simulate,
-    simulated_messages,
-)
+from features.simulation.messages import history_frame, simulated_messages
+from features.simulation.oracle import HORIZON_PERIODS, oracle_rows, oracle_summary
+from features.simulation.portfolio import Portfolio, simulate
 from streams.cli.endpoints import kafka_bootstrap
 from streams.errors import ProfitstreamError
 from streams.kafka.preflight import check_kafka

@@ -1,4 +1,5 @@
-"""`profitstream train`: the CLI glue around ``models_store.training.train``."""
+"""`profitstream train`: the CLI glue around ``models_store.training.train``, and the
+simulator oracle's comparison when the history has one."""
 
 from __future__ import annotations
 
@@ -6,16 +7,19 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
+from features.simulation.oracle import oracle_expected_r2
 from models_store.errors import ModelNotFoundError
 from models_store.registry import open_registry
 from models_store.registry.card import Target, version_key
 from models_store.training.dataset import parse_duration_days
+from models_store.training.evaluation import regression_metrics
 from models_store.training.report import print_report, write_report
-from models_store.training.train import TrainingRequest, train
+from models_store.training.train import OracleComparison, TrainingRequest, train
 from models_store.training.tuning import SearchBudget
 from streams.cli.simulate import oracle_rows_path
 from streams.errors import ProfitstreamError
@@ -72,6 +76,31 @@ def next_version(settings: Settings, name: str) -> str:
     return f"{major}.{minor}.{patch + 1}"
 
 
+def oracle_comparison(oracle_rows: pd.DataFrame) -> OracleComparison:
+    """The simulator oracle's figures on the held-out rows it predicted too (``oracle_rows``
+    as ``simulate --out`` writes them), next to the blend's R² and the labels' agreement."""
+
+    def compare(test: pd.DataFrame) -> dict[str, float] | None:
+        # actual_x is the training label, actual_y the margin the simulator drew.
+        joined = test.merge(oracle_rows, on=["client_id", "cutoff"], how="inner")
+        if not len(joined):
+            return None
+        return {
+            "expected_r2": oracle_expected_r2(
+                joined["actual_x"].to_numpy(), joined["prediction"].to_numpy(),
+                joined["estimate_variance"].to_numpy(),
+            ),
+            "mae": float(np.mean(np.abs(joined["actual_x"] - joined["prediction"]))),
+            "rows": float(len(joined)),
+            "blend_r2_same_rows": regression_metrics(
+                joined["actual_x"].to_numpy(), joined["blend"].to_numpy())["r2"],
+            "label_max_abs_difference": float(
+                np.max(np.abs(joined["actual_x"] - joined["actual_y"]))),
+        }  # fmt: skip
+
+    return compare
+
+
 def run_training(options: TrainOptions, settings: Settings, console: Console) -> None:
     """Train, print and write the report, and register the bundle unless asked not to."""
     history = read_history(options.events)
@@ -94,6 +123,9 @@ def run_training(options: TrainOptions, settings: Settings, console: Console) ->
         seed=options.seed, budget=BUDGETS[options.budget],
         allowed_lateness_s=settings.allowed_lateness_s, until=until,
     )  # fmt: skip
+    # The simulator's oracle predicts the margin ratio: other targets have nothing to compare.
+    ratio = request.target == "margin_ratio"
+    compare = oracle_comparison(oracle) if oracle is not None and ratio else None
     columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/"
                "{task.total}"), TimeElapsedColumn())  # fmt: skip
     with Progress(*columns, console=console, transient=True) as bar:
@@ -104,7 +136,7 @@ def run_training(options: TrainOptions, settings: Settings, console: Console) ->
                 tasks[step] = bar.add_task(step, total=total)
             bar.update(tasks[step], completed=done, total=total)
 
-        result = train(history, request, settings.data_dir / "bundles", oracle, progress)
+        result = train(history, request, settings.data_dir / "bundles", progress, oracle=compare)
     print_report(result, console)
     report_dir = options.report_dir or settings.data_dir / "reports" / result.card.ref.replace(
         "@", "-"

@@ -33,7 +33,7 @@ import redis
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 
 from features.definitions import FEATURE_NAMES, compute_features
-from features.simulation.portfolio import SimulatedMessage
+from features.simulation.messages import SimulatedMessage
 from models_store.registry import open_registry
 from models_store.scoring.prediction import Prediction
 from models_store.scoring.scorer import Scorer

@@ -24,7 +24,7 @@ import redis
 
 from features.definitions import compute_features
 from features.serving import features_from_fields
-from features.simulation.portfolio import SimulatedMessage
+from features.simulation.messages import SimulatedMessage
 from streams.stack.processes import wait_until
 from tests.assertions import assert_features_close
 from tests.conftest import KAFKA_CHOICE

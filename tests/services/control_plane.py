@@ -8,7 +8,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from features.simulation.portfolio import history_frame, simulate, simulated_messages
+from features.simulation.messages import history_frame, simulated_messages
+from features.simulation.portfolio import simulate
 from models_store.control.signing import new_key
 from models_store.registry import open_registry
 from models_store.registry.card import CARD_FILE

@@ -9,7 +9,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from features.offline import LoggedMessage, parsed_events, replay
-from features.simulation.portfolio import SimulatedMessage, simulate, simulated_messages
+from features.simulation.messages import SimulatedMessage, simulated_messages
+from features.simulation.portfolio import simulate
 from features.state import ClientState, Outcome
 from streams.stack.processes import wait_until
 from tests.services.kafka_clients import produce

@@ -23,7 +23,7 @@ from typing import Any
 
 import redis
 
-from features.simulation.portfolio import SimulatedMessage
+from features.simulation.messages import SimulatedMessage
 from models_store.control.commands import Role
 from models_store.control.fold import client_digest
 from models_store.control.signing import Principal, issue, load_keyring, new_key, sign

@@ -17,7 +17,7 @@ import redis
 from features.definitions import FEATURE_NAMES, compute_features
 from features.offline import build_features
 from features.serving import features_from_fields
-from features.simulation.portfolio import history_frame
+from features.simulation.messages import history_frame
 from features.state import Outcome
 from streams.stack.processes import wait_until
 from tests.assertions import assert_features_close

@@ -33,7 +33,7 @@ from confluent_kafka import Consumer, TopicPartition
 
 from features.definitions import compute_features
 from features.events import Event, parse_event
-from features.simulation.portfolio import SimulatedMessage
+from features.simulation.messages import SimulatedMessage
 from features.state import ClientState, Outcome, apply_event, compact, decode_state
 from models_store.control.fold import Deployment
 from models_store.registry import open_registry

@@ -22,12 +22,8 @@ import redis
 
 from features.definitions import FEATURE_NAMES
 from features.offline import build_features
-from features.simulation.portfolio import (
-    SimulatedMessage,
-    history_frame,
-    simulate,
-    simulated_messages,
-)
+from features.simulation.messages import SimulatedMessage, history_frame, simulated_messages
+from features.simulation.portfolio import simulate
 from models_store.registry import open_registry
 from models_store.scoring.prediction import Prediction
 from models_store.scoring.scorer import Scorer

@@ -10,7 +10,8 @@ from datetime import UTC, datetime
 import pytest
 
 from features.offline import LoggedMessage, parsed_events
-from features.simulation.portfolio import simulate, simulated_messages
+from features.simulation.messages import simulated_messages
+from features.simulation.portfolio import simulate
 from features.state import DEFAULT_ALLOWED_LATENESS_S, ClientState, Outcome, apply_event
 from models_store.experiments.outcomes import (
     Tracked,

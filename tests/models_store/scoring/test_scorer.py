@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from features.definitions import FEATURE_NAMES
-from features.simulation.portfolio import history_frame, simulate, simulated_messages
+from features.simulation.messages import history_frame, simulated_messages
+from features.simulation.portfolio import simulate
 from models_store.model.profit_model import ProfitModel
 from models_store.registry import open_registry
 from models_store.registry.bundle import verify_bundle

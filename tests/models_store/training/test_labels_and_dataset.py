@@ -11,14 +11,9 @@ import pytest
 
 from features.definitions import FEATURE_NAMES
 from features.offline import build_features
-from features.simulation.portfolio import (
-    HORIZON_PERIODS,
-    PERIOD_S,
-    history_frame,
-    horizon_margin,
-    simulate,
-    simulated_messages,
-)
+from features.simulation.messages import history_frame, simulated_messages
+from features.simulation.oracle import HORIZON_PERIODS, horizon_margin
+from features.simulation.portfolio import PERIOD_S, simulate
 from models_store.errors import TrainingDataError
 from models_store.labels import margin_ratio
 from models_store.training.dataset import (

@@ -12,7 +12,9 @@ import pandas as pd
 import pytest
 
 from features.definitions import FEATURE_NAMES
-from features.simulation.portfolio import history_frame, oracle_rows, simulate, simulated_messages
+from features.simulation.messages import history_frame, simulated_messages
+from features.simulation.oracle import oracle_rows
+from features.simulation.portfolio import simulate
 from models_store.errors import ArtifactIntegrityError, FeatureMismatchError, TrainingDataError
 from models_store.model.profit_model import ProfitModel
 from models_store.registry.bundle import verify_bundle
@@ -20,6 +22,7 @@ from models_store.registry.card import FeatureSpec
 from models_store.training.report import write_report
 from models_store.training.train import TrainingRequest, TrainingResult, train
 from models_store.training.tuning import SearchBudget
+from streams.cli.train import oracle_comparison
 
 START = datetime(2024, 1, 1, tzinfo=UTC).timestamp()
 QUICK = SearchBudget(xgboost_candidates=4, forest_candidates=2, forest_trees=30)
@@ -43,7 +46,8 @@ def trained(
     simulated: tuple[pd.DataFrame, pd.DataFrame], tmp_path_factory: pytest.TempPathFactory
 ) -> TrainingResult:
     log, oracle = simulated
-    return train(log, _request(), tmp_path_factory.mktemp("bundles"), oracle)
+    return train(log, _request(), tmp_path_factory.mktemp("bundles"),
+                 oracle=oracle_comparison(oracle))  # fmt: skip
 
 
 def _test_matrix(result: TrainingResult, log: pd.DataFrame) -> np.ndarray:

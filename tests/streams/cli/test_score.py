@@ -12,7 +12,8 @@ import pytest
 
 from features.definitions import FEATURE_NAMES
 from features.offline import build_features
-from features.simulation.portfolio import history_frame, simulate, simulated_messages
+from features.simulation.messages import history_frame, simulated_messages
+from features.simulation.portfolio import simulate
 from models_store.registry import open_registry
 from models_store.scoring.prediction import FLAT_COLUMNS
 from models_store.scoring.scorer import Scorer

@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 from features.definitions import FEATURE_NAMES
-from features.simulation.portfolio import history_frame, simulate, simulated_messages
+from features.simulation.messages import history_frame, simulated_messages
+from features.simulation.portfolio import simulate
 from features.state import ClientState
 from models_store.control.fold import Deployment
 from models_store.experiments.design import Experiment

@@ -1,0 +1,42 @@
+"""The portfolio as messages: realistic enough to learn from, bad input as asked (pure)."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from datetime import UTC, datetime
+
+from features.offline import LoggedMessage, parsed_events, replay
+from features.simulation.messages import simulated_messages
+from features.simulation.portfolio import simulate
+from features.state import Outcome
+
+START = datetime(2024, 1, 1, tzinfo=UTC).timestamp()
+
+
+def test_arrival_order_and_injected_fractions() -> None:
+    messages = simulated_messages(
+        simulate(60, 6, seed=1, start=START), malformed=0.02, duplicate=0.02, late=0.01
+    )
+    assert [m.arrival_time for m in messages] == sorted(m.arrival_time for m in messages)
+    injected = Counter(m.injected for m in messages)
+    clean = injected[""] + injected["late"]
+    for kind, fraction in (("malformed", 0.02), ("duplicate", 0.02), ("late", 0.01)):
+        assert 0.5 * fraction < injected[kind] / clean < 1.5 * fraction, (kind, injected)
+    # Malformed copies never parse; duplicates re-send an event_id already sent.
+    logged = [LoggedMessage(m.stream, m.key, m.value) for m in messages]  # type: ignore[arg-type]
+    valid = list(parsed_events(logged))
+    assert len(valid) == len(messages) - injected["malformed"]
+    ids = Counter(json.loads(m.value)["event_id"] for m in messages if m.injected == "duplicate")
+    assert ids
+    _, outcomes = replay(valid, as_of=float("inf"))
+    # A re-sent copy of a late message is judged late first, so a few count as late.
+    assert 0.9 * injected["duplicate"] <= outcomes[Outcome.DUPLICATE] <= injected["duplicate"]
+    assert outcomes[Outcome.LATE] > 0
+
+
+def test_every_event_type_occurs() -> None:
+    portfolio = simulate(80, 8, seed=2, start=START)
+    messages = simulated_messages(portfolio)
+    types = {json.loads(m.value)["type"] for m in messages}
+    assert len(types) >= 12, types
