@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 
 from features.offline import LoggedMessage, parsed_events, replay
 from features.simulation.portfolio import SimulatedMessage, simulate, simulated_messages
-from features.state import ClientState, Outcome
+from features.state import ApplyResult, ClientState
 from streams.stack.processes import wait_until
 from tests.services.kafka_clients import produce
 from tests.services.worker_process import WorkerProcess
@@ -24,7 +24,7 @@ class ReplayedLog:
 
     messages: list[SimulatedMessage]
     states: dict[str, ClientState]
-    outcomes: dict[Outcome, int]
+    outcomes: dict[ApplyResult, int]
 
     @property
     def last_event_time(self) -> float:
