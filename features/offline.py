@@ -17,7 +17,7 @@ import pandas as pd
 
 from features.definitions import FEATURE_NAMES, compute_features
 from features.events import Event, EventStream, InvalidEventError, parse_event
-from features.state import DEFAULT_ALLOWED_LATENESS_S, ClientState, Outcome, apply_event
+from features.state import DEFAULT_ALLOWED_LATENESS_S, ApplyResult, ClientState, apply_event
 
 HISTORY_COLUMNS = ("arrival", "stream", "key", "value")
 
@@ -57,10 +57,10 @@ def replay(
     events: Iterable[Event],
     as_of: float,
     allowed_lateness_s: float = DEFAULT_ALLOWED_LATENESS_S,
-) -> tuple[dict[str, ClientState], dict[Outcome, int]]:
+) -> tuple[dict[str, ClientState], dict[ApplyResult, int]]:
     """Client states after applying every event with ``event_time <= as_of``, and the outcomes."""
     states: dict[str, ClientState] = {}
-    outcomes = dict.fromkeys(Outcome, 0)
+    outcomes = dict.fromkeys(ApplyResult, 0)
     for event in events:
         if event.timestamp > as_of:
             continue

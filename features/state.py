@@ -69,7 +69,7 @@ F = {name: index for index, name in enumerate(BUCKET_FIELDS)}
 WIDTH = len(BUCKET_FIELDS)
 
 
-class Outcome(StrEnum):
+class ApplyResult(StrEnum):
     """What applying an event did."""
 
     APPLIED = "applied"
@@ -155,7 +155,7 @@ def _later(time: float | None, candidate: float) -> float:
 
 def apply_event(
     state: ClientState, event: Event, allowed_lateness_s: float = DEFAULT_ALLOWED_LATENESS_S
-) -> Outcome:
+) -> ApplyResult:
     """Apply one valid event of ``state.client_id``; say whether it counted.
 
     Late (older than the client's latest event by more than the allowed lateness) is
@@ -165,17 +165,17 @@ def apply_event(
     stream = STREAM_OF[type(event)]
     watermark = state.watermarks.get(stream)
     if watermark is not None and ts < watermark - allowed_lateness_s:
-        return Outcome.LATE
+        return ApplyResult.LATE
     seen = state.seen.setdefault(stream, {})
     if event.event_id in seen:
-        return Outcome.DUPLICATE
+        return ApplyResult.DUPLICATE
     seen[event.event_id] = ts
     state.watermarks[stream] = _later(watermark, ts)
     if state.first_event_time is None or ts < state.first_event_time:
         state.first_event_time = ts
     state.version += 1
     _APPLY[type(event)](state, event, ts)
-    return Outcome.APPLIED
+    return ApplyResult.APPLIED
 
 
 def _ticket_opened(state: ClientState, event: Any, ts: float) -> None:

@@ -24,7 +24,9 @@ from typing import Annotated, Any, Final, Literal
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from features.bounded_json import KIB, size_text
-from models_store.control.fold import ControlState, Outcome, Rejection, client_digest
+from models_store.control.fold import FoldResult
+from models_store.control.rejections import Rejection
+from models_store.control.state import ControlState, client_digest
 from models_store.experiments.design import Experiment
 
 MAX_AUDIT_BYTES = 64 * KIB  # a larger audit record names the command by digest
@@ -170,7 +172,7 @@ def control_summary(state: ControlState) -> ControlSummary:
     )
 
 
-def command_record(outcome: Outcome) -> CommandRecord:
+def command_record(outcome: FoldResult) -> CommandRecord:
     """The audit record of a folded control record.
 
     Any document makes a valid record: a field of the wrong type is shown as JSON text,
@@ -209,7 +211,7 @@ def command_record(outcome: Outcome) -> CommandRecord:
 
 
 def minimal_command_record(
-    offset: int, timestamp_s: float, outcome: Outcome, error: str
+    offset: int, timestamp_s: float, outcome: FoldResult, error: str
 ) -> CommandRecord:
     """An audit record that shows nothing of the command: its offset, the fold's verdict
     and states, and why the full record could not be written."""

@@ -1,7 +1,8 @@
 """A running experiment's configuration, as the control log's fold holds it (pure).
 
-Started by an ``experiment_start`` command and changed by ``experiment_ramp``; the fold
-(``models_store.control.fold``) owns its life, the rest of ``experiments`` reads it.
+Started by an ``experiment_start`` command and changed by ``experiment_ramp``; the fold's
+transitions (``models_store.control.transitions``) own its life, the rest of
+``experiments`` reads it.
 """
 
 from __future__ import annotations

@@ -64,7 +64,7 @@ class ModelId(_Part):
     version: str
 
 
-class Experiment(_Part):
+class ExperimentTag(_Part):
     """The experiment and arm a client was scored in, when one runs."""
 
     id: str
@@ -83,7 +83,7 @@ class Prediction(_Part):
     risk_tier: Literal["loss", "at_risk", "healthy", "strong"]
     drivers: list[Driver]
     model: ModelId
-    experiment: Experiment | None = None
+    experiment: ExperimentTag | None = None
     event_id: str | None  # the event that triggered it
     event_time: datetime | None
     features_as_of: datetime
@@ -146,6 +146,7 @@ def build_prediction(
 ) -> Prediction:
     """The payload of ``score`` for one client (``experiment``: its id and the client's arm),
     identified by ``content_id``."""
+    tag = None if experiment is None else ExperimentTag(id=experiment[0], arm=experiment[1])
     prediction = Prediction(
         prediction_id="",
         client_id=client_id,
@@ -155,7 +156,7 @@ def build_prediction(
         risk_tier=score.tier,  # type: ignore[arg-type]  # one of the four, by risk_tier()
         drivers=[Driver(**asdict(driver)) for driver in score.drivers],
         model=ModelId(name=card.name, version=card.version),
-        experiment=None if experiment is None else Experiment(id=experiment[0], arm=experiment[1]),
+        experiment=tag,
         event_id=event_id,
         event_time=_time(event_time),
         features_as_of=datetime.fromtimestamp(features_as_of, UTC),

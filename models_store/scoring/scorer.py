@@ -37,7 +37,7 @@ def risk_tier(margin: float) -> str:
 
 
 @dataclass(frozen=True)
-class Driver:
+class Contribution:
     """One feature's push on the prediction: its value and its SHAP contribution."""
 
     feature: str
@@ -54,18 +54,18 @@ class Score:
     upper: float
     level: float
     tier: str
-    drivers: tuple[Driver, ...]
+    drivers: tuple[Contribution, ...]
 
 
 def top_drivers(
     contributions: np.ndarray, values: np.ndarray, names: tuple[str, ...], k: int
-) -> tuple[Driver, ...]:
+) -> tuple[Contribution, ...]:
     """The ``k`` features with the largest absolute contribution (the bias column dropped),
     largest first; ties keep feature order."""
     strengths = np.abs(contributions[: len(names)])
     order = np.argsort(-strengths, kind="stable")[:k]
     return tuple(
-        Driver(
+        Contribution(
             feature=names[i],
             value=None if math.isnan(values[i]) else float(values[i]),
             contribution=float(contributions[i]),

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
-from models_store.control.fold import client_digest
+from models_store.control.state import client_digest
 from models_store.experiments.assignment import assign_arm
 from streams.kafka.key_partitions import client_partition
 

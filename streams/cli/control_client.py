@@ -19,8 +19,8 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from features.bounded_json import MIB, load_bounded
-from models_store.control.fold import client_digest
 from models_store.control.signing import Principal, issue, load_keyring
+from models_store.control.state import client_digest
 from streams.errors import ProfitstreamError
 from streams.kafka.key_partitions import key_partition, partition_count
 from streams.settings import Settings

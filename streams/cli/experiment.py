@@ -453,7 +453,7 @@ def erase_client(
     """Erase a client: its state (table, changelog, Redis) and its latest prediction (a
     tombstone) go, it is never scored again. Waits until the workers have reported every
     table partition cleared, then says what was erased."""
-    from models_store.control.fold import ALREADY_ERASED
+    from models_store.control.rejections import ALREADY_ERASED
     from streams.cli.control_client import audit_records, erasure_command, publish, read_topic
 
     started = time.monotonic()

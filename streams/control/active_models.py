@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from models_store.control.fold import Deployment, Outcome
+from models_store.control.fold import FoldResult
+from models_store.control.state import Deployment
 from models_store.experiments.assignment import assign_arm
 from models_store.registry import open_registry
 from models_store.scoring.scorer import Scorer
@@ -87,7 +88,7 @@ class Erasure:
     record_time: float  # the record's broker timestamp, epoch seconds
 
 
-def erased_client(outcome: Outcome) -> str | None:
+def erased_client(outcome: FoldResult) -> str | None:
     """The client an accepted ``erase_client`` command erased (None for anything else)."""
     command = outcome.command or {}
     args = command.get("args")

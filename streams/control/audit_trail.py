@@ -24,7 +24,7 @@ from faust.types import EventT, StreamT
 from faust.types.tuples import Message
 
 from models_store.control.audit_records import command_record, minimal_command_record
-from models_store.control.fold import Outcome
+from models_store.control.fold import FoldResult
 from streams.control.log import ControlLog
 from streams.kafka.dead_letters import send_to_dlq
 from streams.kafka.records import SourceRecord, headers_of
@@ -53,7 +53,7 @@ def register_audit_trail(app: faust.App, topics: Topics, control: ControlLog) ->
             await _audit_failed(topics, message, outcome, error)
 
 
-async def _audit(topics: Topics, message: Message, outcome: Outcome) -> None:
+async def _audit(topics: Topics, message: Message, outcome: FoldResult) -> None:
     """Send the audit record and, for a rejected command, the DLQ copy; wait for both."""
     record = command_record(outcome).to_json()
     sent = [await topics.audit.send(key=message.key, value=record)]
@@ -64,7 +64,7 @@ async def _audit(topics: Topics, message: Message, outcome: Outcome) -> None:
         await future
 
 
-async def _audit_failed(topics: Topics, message: Message, outcome: Outcome, error: str) -> None:
+async def _audit_failed(topics: Topics, message: Message, outcome: FoldResult, error: str) -> None:
     """The minimal audit record and the DLQ copy, each tried on its own."""
     record = minimal_command_record(message.offset, message.timestamp, outcome, error)
     try:

@@ -31,8 +31,8 @@ from faust.types import TP
 
 from features.bounded_json import MIB, load_bounded
 from models_store.control.commands import REASON_MAX_CHARS
-from models_store.control.fold import ControlState
 from models_store.control.signing import Principal, issue
+from models_store.control.state import ControlState
 from models_store.experiments.design import Experiment
 from models_store.experiments.records import ExperimentResultRecord
 from models_store.experiments.verdict import (

@@ -16,14 +16,9 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from models_store.control.fold import (
-    ControlFold,
-    ControlRecord,
-    ControlState,
-    Deployment,
-    Outcome,
-    Rejection,
-)
+from models_store.control.fold import ControlFold, ControlRecord, FoldResult
+from models_store.control.rejections import Rejection
+from models_store.control.state import ControlState, Deployment
 from streams.kafka.preflight import MAX_PARTITION_FETCH_BYTES
 from streams.metrics import CONTROL_COMMANDS
 
@@ -40,12 +35,12 @@ def headless_log_problem(topic: str, beginning: int) -> str:
     )
 
 
-def _skipped(record: ControlRecord, state: ControlState, exc: Exception) -> Outcome:
+def _skipped(record: ControlRecord, state: ControlState, exc: Exception) -> FoldResult:
     """A rejection for a record the fold raised on (what ``ControlFold.apply`` returns itself)."""
     message = f"the fold failed on it: {type(exc).__name__}: {' '.join(str(exc).split())}"
-    return Outcome(record.offset, record.timestamp_ms / 1000, False, Rejection.INTERNAL,
-                   message[:300], None, state, state, len(record.value),
-                   hashlib.sha256(record.value).hexdigest())  # fmt: skip
+    return FoldResult(record.offset, record.timestamp_ms / 1000, False, Rejection.INTERNAL,
+                      message[:300], None, state, state, len(record.value),
+                      hashlib.sha256(record.value).hexdigest())  # fmt: skip
 
 
 class ControlLog:
@@ -55,7 +50,7 @@ class ControlLog:
         self.topic = topic
         self.fold = fold
         self._options = consumer_options
-        self._outcomes: dict[int, Outcome] = {}
+        self._outcomes: dict[int, FoldResult] = {}
         self._advanced = asyncio.Condition()
         self.caught_up = asyncio.Event()
         # Why the log cannot be folded (its head is gone), for /ready; None: no problem.
@@ -125,7 +120,7 @@ class ControlLog:
         async with self._advanced:
             self._advanced.notify_all()
 
-    async def outcome(self, offset: int) -> Outcome:
+    async def outcome(self, offset: int) -> FoldResult:
         """What the fold did with the record at ``offset`` (waits until it is folded)."""
         async with self._advanced:
             await self._advanced.wait_for(lambda: offset < self.fold.next_offset)

@@ -30,7 +30,7 @@ from features.definitions import compute_features
 from features.events import EventStream, InvalidEventError, parse_event
 from features.online_store import OnlineStore
 from features.serving import online_fields
-from features.state import ClientState, Outcome, apply_event, compact, record_offset
+from features.state import ApplyResult, ClientState, apply_event, compact, record_offset
 from models_store.control.audit_records import (
     ClearedRow,
     ErasureRecord,
@@ -39,7 +39,7 @@ from models_store.control.audit_records import (
     SwitchedPartition,
     TopicPosition,
 )
-from models_store.control.fold import client_digest
+from models_store.control.state import client_digest
 from models_store.experiments.outcomes import (
     PERSISTENCE_INDEX,
     add_money_to_state,
@@ -428,17 +428,17 @@ class FeaturePipeline:
                 state = load_state(self._states, event.client_id, record.topic, record.partition)
             entry = batch.changed[event.client_id] = _Changed(state, record.topic, record.partition)
         if not record_offset(entry.state, tp, record.offset):
-            batch.outcomes[Outcome.REPLAYED.value] += 1
+            batch.outcomes[ApplyResult.REPLAYED.value] += 1
             return
         lateness = self._settings.allowed_lateness_s
         outcome = apply_event(entry.state, event, lateness)
         batch.outcomes[outcome.value] += 1
-        if outcome is Outcome.APPLIED and (entry.state.tracked or entry.state.shadow_tracked):
+        if outcome is ApplyResult.APPLIED and (entry.state.tracked or entry.state.shadow_tracked):
             add_money_to_state(entry.state, event.timestamp, *margin_parts(event))
-        if outcome is Outcome.APPLIED and event.timestamp >= entry.event_time:
+        if outcome is ApplyResult.APPLIED and event.timestamp >= entry.event_time:
             entry.event_id, entry.event_time = event.event_id, event.timestamp
             entry.produced_ms = record.timestamp_ms
-        if outcome is Outcome.LATE:
+        if outcome is ApplyResult.LATE:
             error = (
                 f"late: event_time {event.event_time.isoformat()} is more than "
                 f"{lateness:.0f}s before the client's latest event on {record.topic}"

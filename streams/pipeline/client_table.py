@@ -14,7 +14,7 @@ they move with it on a rebalance:
 
 - ``#progress/{topic}/{partition}``: the highest offset of that partition processed so far;
 - ``#deployment/{topic}/{partition}``: the deployment revision the partition is scored
-  with and the first offset it scored (``models_store.control.fold``): a partition never
+  with and the first offset it scored (``models_store.control.state``): a partition never
   goes back to an older deployment, whichever worker reads it next.
 """
 

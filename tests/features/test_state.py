@@ -17,8 +17,8 @@ from hypothesis import strategies as st
 from features.definitions import FEATURE_NAMES, compute_features, feature_dict
 from features.events import Event, EventStream, encode_event, parse_event
 from features.state import (
+    ApplyResult,
     ClientState,
-    Outcome,
     apply_event,
     compact,
     decode_state,
@@ -86,7 +86,7 @@ def event_lists(draw: st.DrawFn, span_s: float, max_size: int = 25) -> list[Even
     return events
 
 
-def _state(events: list[Event]) -> tuple[ClientState, list[Outcome]]:
+def _state(events: list[Event]) -> tuple[ClientState, list[ApplyResult]]:
     state = ClientState("acme")
     return state, [apply_event(state, event, LATENESS) for event in events]
 
@@ -104,7 +104,7 @@ def test_arrival_order_within_the_lateness_does_not_change_features(
     rnd.shuffle(shuffled)
     in_order, outcomes = _state(events)
     out_of_order, shuffled_outcomes = _state(shuffled)
-    assert set(outcomes) == set(shuffled_outcomes) == {Outcome.APPLIED}
+    assert set(outcomes) == set(shuffled_outcomes) == {ApplyResult.APPLIED}
     as_of = _as_of(events)
     assert_features_close(compute_features(out_of_order, as_of), compute_features(in_order, as_of))
 
@@ -119,9 +119,9 @@ def test_duplicates_are_counted_once(events: list[Event], data: st.DataObject) -
     original, outcomes = _state(events)
     duplicated, duplicated_outcomes = _state(with_duplicates)
     # A repeat can only be seen as late or duplicate: never applied twice.
-    applied = duplicated_outcomes.count(Outcome.APPLIED)
+    applied = duplicated_outcomes.count(ApplyResult.APPLIED)
     assert applied <= len(events)
-    if outcomes.count(Outcome.APPLIED) == len(events) == applied:
+    if outcomes.count(ApplyResult.APPLIED) == len(events) == applied:
         as_of = _as_of(events)
         assert_features_close(
             compute_features(duplicated, as_of), compute_features(original, as_of)
@@ -150,13 +150,16 @@ def test_an_event_older_than_the_lateness_bound_is_late_per_stream() -> None:
 
     contact: dict[str, Any] = {"channel": "phone"}
     state = ClientState("acme")
-    assert apply_event(state, event("contact", "a", 10, contact), LATENESS) == Outcome.APPLIED
-    assert apply_event(state, event("contact", "b", 3.5, contact), LATENESS) == Outcome.APPLIED
-    assert apply_event(state, event("contact", "c", 2.9, contact), LATENESS) == Outcome.LATE
+    assert apply_event(state, event("contact", "a", 10, contact), LATENESS) == ApplyResult.APPLIED
+    assert apply_event(state, event("contact", "b", 3.5, contact), LATENESS) == ApplyResult.APPLIED
+    assert apply_event(state, event("contact", "c", 2.9, contact), LATENESS) == ApplyResult.LATE
     # Billing has a watermark of its own: an old invoice is not late for activity's sake.
     invoice: dict[str, Any] = {"invoice_id": "i", "amount": 10.0}
-    assert apply_event(state, event("invoice_issued", "d", 1, invoice), LATENESS) == Outcome.APPLIED
-    assert apply_event(state, event("contact", "a", 10, contact), LATENESS) == Outcome.DUPLICATE
+    assert (
+        apply_event(state, event("invoice_issued", "d", 1, invoice), LATENESS)
+        == ApplyResult.APPLIED
+    )
+    assert apply_event(state, event("contact", "a", 10, contact), LATENESS) == ApplyResult.DUPLICATE
     assert state.version == 3
 
 
@@ -194,7 +197,7 @@ def test_features_of_a_small_history() -> None:
         raw = encode_event(event_type, event_id=f"e{index}", client_id="acme",
                            event_time=at(day), payload=dict(payload))  # fmt: skip
         event = parse_event(raw, _stream(event_type), now=FAR_FUTURE)
-        assert apply_event(state, event) == Outcome.APPLIED
+        assert apply_event(state, event) == ApplyResult.APPLIED
     features = feature_dict(state, at(100.5))
     assert features["revenue_180d"] == 1000.0
     assert features["revenue_90d"] == 0.0  # the invoice (day 1) is outside days 11..100

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from features.offline import LoggedMessage, parsed_events, replay
 from features.simulation.messages import SimulatedMessage, simulated_messages
 from features.simulation.portfolio import simulate
-from features.state import ClientState, Outcome
+from features.state import ApplyResult, ClientState
 from streams.stack.processes import wait_until
 from tests.services.kafka_clients import produce
 from tests.services.worker_process import WorkerProcess
@@ -25,7 +25,7 @@ class ReplayedLog:
 
     messages: list[SimulatedMessage]
     states: dict[str, ClientState]
-    outcomes: dict[Outcome, int]
+    outcomes: dict[ApplyResult, int]
 
     @property
     def last_event_time(self) -> float:

@@ -26,7 +26,7 @@ from confluent_kafka import Producer
 
 from features.definitions import FEATURE_NAMES, compute_features
 from features.events import EventStream, InvalidEventError, parse_event
-from features.state import DEFAULT_ALLOWED_LATENESS_S, ClientState, Outcome, apply_event
+from features.state import DEFAULT_ALLOWED_LATENESS_S, ApplyResult, ClientState, apply_event
 from streams.stack.processes import wait_until
 from tests.assertions import assert_features_close
 from tests.services.bad_events import KIND_REASONS, bad_message
@@ -81,7 +81,7 @@ class Offline:
     """What the offline builder makes of the log: states, outcomes, the late messages."""
 
     states: dict[str, ClientState]
-    outcomes: Counter[Outcome]
+    outcomes: Counter[ApplyResult]
     late: list[Sent]
 
 
@@ -89,7 +89,7 @@ def offline(log: Sequence[Sent]) -> Offline:
     """Every message through the stream's own validation and ``apply_event``, in order."""
     now = datetime.now(UTC)
     states: dict[str, ClientState] = {}
-    outcomes: Counter[Outcome] = Counter()
+    outcomes: Counter[ApplyResult] = Counter()
     late: list[Sent] = []
     for message in log:
         try:
@@ -105,7 +105,7 @@ def offline(log: Sequence[Sent]) -> Offline:
         state = states.setdefault(event.client_id, ClientState(event.client_id))
         outcome = apply_event(state, event, DEFAULT_ALLOWED_LATENESS_S)
         outcomes[outcome] += 1
-        if outcome is Outcome.LATE:
+        if outcome is ApplyResult.LATE:
             late.append(message)
     return Offline(states, outcomes, late)
 
@@ -141,7 +141,7 @@ def test_ten_thousand_bad_messages_go_to_the_dlq_and_valid_ones_apply_once(
     letters += Counter(_letter(topic_of[m.stream], m, "late") for m in expected.late)
     assert len(bad) >= 10_000
     assert expected.late
-    assert expected.outcomes[Outcome.DUPLICATE]
+    assert expected.outcomes[ApplyResult.DUPLICATE]
 
     with running_worker(worker_env) as worker:
         # Apache Kafka does not auto-create topics: the worker must create its own.
@@ -187,15 +187,15 @@ def test_ten_thousand_bad_messages_go_to_the_dlq_and_valid_ones_apply_once(
             compute_features(state, last_event_time),
             f"table {client_id}",
         )
-    applied = expected.outcomes[Outcome.APPLIED]
+    applied = expected.outcomes[ApplyResult.APPLIED]
     assert outcomes['{outcome="applied"}'] == applied
-    assert outcomes['{outcome="duplicate"}'] == expected.outcomes[Outcome.DUPLICATE]
+    assert outcomes['{outcome="duplicate"}'] == expected.outcomes[ApplyResult.DUPLICATE]
 
     right = sum(1 for d in dead if d.headers["profitstream.error.reason"] != b"late")
     print(
         f"fuzz: {len(bad):,} invalid of {len(KIND_REASONS)} kinds, {right:,} in the DLQ with "
         f"the right reason, {applied:,} valid applied once "
-        f"({expected.outcomes[Outcome.DUPLICATE]} re-sent counted once, "
+        f"({expected.outcomes[ApplyResult.DUPLICATE]} re-sent counted once, "
         f"{len(expected.late)} late in the DLQ; {len(log):,} messages, "
         f"{time.monotonic() - started:.0f} s)"
     )

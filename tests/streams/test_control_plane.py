@@ -25,8 +25,8 @@ import redis
 
 from features.simulation.messages import SimulatedMessage
 from models_store.control.commands import Role
-from models_store.control.fold import client_digest
 from models_store.control.signing import Principal, issue, load_keyring, new_key, sign
+from models_store.control.state import client_digest
 from models_store.scoring.prediction import Prediction
 from streams.cli.audit_lookup import model_at
 from streams.stack.processes import free_port, wait_until

@@ -18,7 +18,7 @@ from features.definitions import FEATURE_NAMES, compute_features
 from features.offline import build_features
 from features.serving import features_from_fields
 from features.simulation.messages import history_frame
-from features.state import Outcome
+from features.state import ApplyResult
 from streams.stack.processes import wait_until
 from tests.assertions import assert_features_close
 from tests.services.event_log import (
@@ -92,7 +92,7 @@ def test_500_clients_with_bad_input_match_the_offline_builder(
 
         # Bad input: every malformed and late message in the DLQ, with its headers.
         injected = [m for m in messages if m.injected == "malformed"]
-        late = expected.outcomes[Outcome.LATE]
+        late = expected.outcomes[ApplyResult.LATE]
         assert len(injected) > 0
         assert late > 0
         dead = consume(kafka_bootstrap, f"{unique}-dlq", expected=len(injected) + late)
@@ -111,7 +111,7 @@ def test_500_clients_with_bad_input_match_the_offline_builder(
 
         # Duplicates counted once: as many as the offline builder saw, and no more applied.
         outcomes = metric(worker, "profitstream_event_outcomes_total")
-        assert expected.outcomes[Outcome.DUPLICATE] > 0
-        assert outcomes['{outcome="duplicate"}'] == expected.outcomes[Outcome.DUPLICATE]
-        assert outcomes['{outcome="applied"}'] == expected.outcomes[Outcome.APPLIED]
+        assert expected.outcomes[ApplyResult.DUPLICATE] > 0
+        assert outcomes['{outcome="duplicate"}'] == expected.outcomes[ApplyResult.DUPLICATE]
+        assert outcomes['{outcome="applied"}'] == expected.outcomes[ApplyResult.APPLIED]
         assert worker.get("/health")[0] == 200

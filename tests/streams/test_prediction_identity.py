@@ -34,8 +34,8 @@ from confluent_kafka import Consumer, TopicPartition
 from features.definitions import compute_features
 from features.events import Event, parse_event
 from features.simulation.messages import SimulatedMessage
-from features.state import ClientState, Outcome, apply_event, compact, decode_state
-from models_store.control.fold import Deployment
+from features.state import ApplyResult, ClientState, apply_event, compact, decode_state
+from models_store.control.state import Deployment
 from models_store.registry import open_registry
 from models_store.scoring.emission import EmissionPolicy
 from models_store.scoring.prediction import EMISSION_FIELDS, Prediction
@@ -105,7 +105,7 @@ def _stream(
         triggers: dict[str, Event] = {}
         for event in batch:
             state = states.setdefault(event.client_id, ClientState(event.client_id))
-            if apply_event(state, event) is not Outcome.APPLIED:
+            if apply_event(state, event) is not ApplyResult.APPLIED:
                 continue
             applied[event.client_id].add(event.event_id)
             newest = triggers.get(event.client_id)

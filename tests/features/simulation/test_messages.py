@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from features.offline import LoggedMessage, parsed_events, replay
 from features.simulation.messages import simulated_messages
 from features.simulation.portfolio import simulate
-from features.state import Outcome
+from features.state import ApplyResult
 
 START = datetime(2024, 1, 1, tzinfo=UTC).timestamp()
 
@@ -31,8 +31,8 @@ def test_arrival_order_and_injected_fractions() -> None:
     assert ids
     _, outcomes = replay(valid, as_of=float("inf"))
     # A re-sent copy of a late message is judged late first, so a few count as late.
-    assert 0.9 * injected["duplicate"] <= outcomes[Outcome.DUPLICATE] <= injected["duplicate"]
-    assert outcomes[Outcome.LATE] > 0
+    assert 0.9 * injected["duplicate"] <= outcomes[ApplyResult.DUPLICATE] <= injected["duplicate"]
+    assert outcomes[ApplyResult.LATE] > 0
 
 
 def test_every_event_type_occurs() -> None:

@@ -16,7 +16,7 @@ from models_store.control.audit_records import (
     minimal_command_record,
 )
 from models_store.control.commands import Role
-from models_store.control.fold import ControlFold, ControlRecord, Outcome
+from models_store.control.fold import ControlFold, ControlRecord, FoldResult
 from models_store.control.signing import Keyring, Principal, issue, new_key, sign
 from tests.services.record_schemas import checked
 
@@ -26,7 +26,7 @@ ADMIN = Principal("alice", Role.ADMIN, bytes.fromhex(new_key()))
 V1, V2 = "profitability@1.0.0", "profitability@2.0.0"
 
 
-def _fold(values: list[bytes]) -> list[Outcome]:
+def _fold(values: list[bytes]) -> list[FoldResult]:
     fold = ControlFold(Keyring({ADMIN.name: ADMIN}))
     at = int(NOW.timestamp() * 1000)
     return [fold.apply(ControlRecord(offset, value, at)) for offset, value in enumerate(values)]

@@ -10,8 +10,10 @@ import pytest
 
 from models_store.control.audit_records import command_record
 from models_store.control.commands import Role, seed_record
-from models_store.control.fold import ControlFold, ControlRecord, Deployment, Rejection
+from models_store.control.fold import ControlFold, ControlRecord
+from models_store.control.rejections import Rejection
 from models_store.control.signing import Keyring, Principal, issue, new_key, sign
+from models_store.control.state import Deployment
 
 NOW = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 V1, V2, V3 = "profitability@1.0.0", "profitability@2.0.0", "profitability@3.0.0"

@@ -13,12 +13,8 @@ from hypothesis import strategies as st
 
 from models_store.control.audit_records import MAX_AUDIT_BYTES, CommandRecord, command_record
 from models_store.control.commands import Role
-from models_store.control.fold import (
-    ControlFold,
-    ControlRecord,
-    Outcome,
-    Rejection,
-)
+from models_store.control.fold import ControlFold, ControlRecord, FoldResult
+from models_store.control.rejections import Rejection
 from models_store.control.signing import Keyring, Principal, issue, new_key, sign
 from tests.services.record_schemas import checked
 
@@ -35,17 +31,17 @@ class Log:
     def __init__(self) -> None:
         self.fold = ControlFold(KEYRING)
 
-    def raw(self, value: bytes) -> Outcome:
+    def raw(self, value: bytes) -> FoldResult:
         offset = self.fold.next_offset
         outcome = self.fold.apply(ControlRecord(offset, value, int(NOW.timestamp() * 1000)))
         assert self.fold.next_offset == offset + 1  # always past the record
         return outcome
 
-    def send(self, document: Any) -> Outcome:
+    def send(self, document: Any) -> FoldResult:
         return self.raw(json.dumps(document).encode())
 
 
-def _audited(outcome: Outcome) -> dict[str, Any]:
+def _audited(outcome: FoldResult) -> dict[str, Any]:
     """The audit record, checked to be strict JSON within the size bound that reads back
     as a valid record."""
     encoded = command_record(outcome).to_json()
@@ -60,7 +56,7 @@ def _audited(outcome: Outcome) -> dict[str, Any]:
     return record
 
 
-def _rejected(outcome: Outcome, reason: Rejection) -> dict[str, Any]:
+def _rejected(outcome: FoldResult, reason: Rejection) -> dict[str, Any]:
     assert (outcome.accepted, outcome.reason) == (False, reason), outcome.message
     assert outcome.before == outcome.after
     assert "\n" not in outcome.message

@@ -12,7 +12,7 @@ import pytest
 from features.offline import LoggedMessage, parsed_events
 from features.simulation.messages import simulated_messages
 from features.simulation.portfolio import simulate
-from features.state import DEFAULT_ALLOWED_LATENESS_S, ClientState, Outcome, apply_event
+from features.state import DEFAULT_ALLOWED_LATENESS_S, ApplyResult, ClientState, apply_event
 from models_store.experiments.outcomes import (
     Tracked,
     add_money,
@@ -41,7 +41,7 @@ def test_the_realised_margin_of_a_stream_equals_the_label_of_its_horizon() -> No
     outcomes: dict[str, list[OutcomeRecord]] = {}
     for event in events:  # arrival order, as the stream applies them (streams/feature_pipeline)
         state = states.setdefault(event.client_id, ClientState(event.client_id))
-        if apply_event(state, event) is not Outcome.APPLIED:
+        if apply_event(state, event) is not ApplyResult.APPLIED:
             continue
         if state.tracked is None and event.client_id not in outcomes:
             # A champion prediction and, beside it, a shadow challenger's.

@@ -18,7 +18,7 @@ from models_store.scoring.prediction import (
     content_id,
     prediction_schema_file,
 )
-from models_store.scoring.scorer import Driver, Score
+from models_store.scoring.scorer import Contribution, Score
 from tests.models_store.bundles import make_bundle
 
 DOCS = Path(__file__).resolve().parents[3] / "docs"
@@ -29,7 +29,7 @@ def test_payload_fields_json_and_columns(tmp_path: Path) -> None:
 
     card = read_card(make_bundle(tmp_path / "b", "margin", "2.1.0"))
     score = Score(margin=0.31, lower=0.1, upper=0.5, level=0.9, tier="healthy",
-                  drivers=(Driver("revenue_30d", None, -0.02),))  # fmt: skip
+                  drivers=(Contribution("revenue_30d", None, -0.02),))  # fmt: skip
     scored = datetime(2025, 3, 1, 12, tzinfo=UTC)
     prediction = build_prediction(
         card, "client-3", score, event_id="ev-1", event_time=1.7e9, features_as_of=1.7e9,
@@ -51,7 +51,7 @@ def test_payload_fields_json_and_columns(tmp_path: Path) -> None:
 
 
 SCORE = Score(margin=0.31, lower=0.1, upper=0.5, level=0.9, tier="healthy",
-              drivers=(Driver("revenue_30d", 120.0, -0.02),))  # fmt: skip
+              drivers=(Contribution("revenue_30d", 120.0, -0.02),))  # fmt: skip
 SCORED = datetime(2025, 3, 1, 12, tzinfo=UTC)
 
 
@@ -82,7 +82,8 @@ def test_the_id_leaves_out_only_when_a_copy_was_made(tmp_path: Path) -> None:
     [
         {"client_id": "client-4"},
         {"score": Score(0.31000000000000005, 0.1, 0.5, 0.9, "healthy", SCORE.drivers)},
-        {"score": Score(0.31, 0.1, 0.5, 0.9, "healthy", (Driver("revenue_30d", 121.0, -0.02),))},
+        {"score": Score(0.31, 0.1, 0.5, 0.9, "healthy",
+                        (Contribution("revenue_30d", 121.0, -0.02),))},
         {"event_id": "ev-2"},
         {"event_time": 1.7e9 - 1},
         {"features_as_of": 1.7e9 + 1},

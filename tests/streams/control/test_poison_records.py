@@ -10,7 +10,9 @@ import pytest
 from aiokafka.record.default_records import DefaultRecordBatchBuilder
 
 from models_store.control.audit_records import minimal_command_record
-from models_store.control.fold import ControlState, Deployment, Outcome, Rejection
+from models_store.control.fold import FoldResult
+from models_store.control.rejections import Rejection
+from models_store.control.state import ControlState, Deployment
 from models_store.experiments.sequential_test import SequentialDesign
 from models_store.experiments.verdict import ExperimentTally
 from streams.control.experiment_monitor import add_record
@@ -72,12 +74,12 @@ def test_huge_keys_and_headers_of_its_own_are_cut_too() -> None:
     assert cut == b"v" * 10
 
 
-def _outcome(accepted: bool) -> Outcome:
+def _outcome(accepted: bool) -> FoldResult:
     before = ControlState()
     after = ControlState(revision=1, deployment=Deployment(1, "m@1.0.0", None)) if accepted \
         else before  # fmt: skip
     reason = None if accepted else Rejection.UNSIGNED
-    return Outcome(3, 1_795_000_000.0, accepted, reason, "msg", {"args": "x"}, before, after)
+    return FoldResult(3, 1_795_000_000.0, accepted, reason, "msg", {"args": "x"}, before, after)
 
 
 @pytest.mark.parametrize("accepted", [True, False])

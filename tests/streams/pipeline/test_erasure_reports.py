@@ -11,8 +11,10 @@ from typing import Any
 from faust.types.tuples import TP, RecordMetadata
 
 from models_store.control.commands import Role
-from models_store.control.fold import ALREADY_ERASED, ControlFold, ControlRecord, client_digest
+from models_store.control.fold import ControlFold, ControlRecord
+from models_store.control.rejections import ALREADY_ERASED
 from models_store.control.signing import Keyring, Principal, issue, new_key
+from models_store.control.state import client_digest
 from streams.cli.control_client import erasure_command, erasure_summary, unswept
 from streams.control.active_models import Erasure, erased_client
 from streams.pipeline.batch import erasure_record, recent

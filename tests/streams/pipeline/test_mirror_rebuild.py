@@ -7,7 +7,7 @@ import json
 from datetime import UTC, datetime
 
 from features.state import ClientState
-from models_store.scoring.prediction import Experiment, Interval, ModelId, Prediction
+from models_store.scoring.prediction import ExperimentTag, Interval, ModelId, Prediction
 from streams.pipeline.mirror_rebuild import (
     OK,
     REBUILDING,
@@ -28,7 +28,7 @@ def _payload(margin: float = 0.4123456789012345, arm: str | None = None) -> dict
         prediction_id="p", client_id="acme", predicted_margin=margin, horizon_days=90,
         interval=Interval(lower=0.1, upper=0.7, level=0.9), risk_tier="healthy", drivers=[],
         model=ModelId(name="profitability", version="1.0.0"),
-        experiment=None if arm is None else Experiment(id="exp", arm=arm),
+        experiment=None if arm is None else ExperimentTag(id="exp", arm=arm),
         event_id="e1", event_time=datetime.fromtimestamp(AS_OF, UTC),
         features_as_of=datetime.fromtimestamp(AS_OF, UTC), scored_at=datetime.now(UTC),
     )  # fmt: skip

@@ -15,7 +15,7 @@ from features.definitions import FEATURE_NAMES
 from features.simulation.messages import history_frame, simulated_messages
 from features.simulation.portfolio import simulate
 from features.state import ClientState
-from models_store.control.fold import Deployment
+from models_store.control.state import Deployment
 from models_store.experiments.design import Experiment
 from models_store.model.profit_model import ProfitModel
 from models_store.registry.bundle import verify_bundle
