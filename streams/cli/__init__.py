@@ -1,6 +1,6 @@
 """The `profitstream` command line, a module per command group.
 
-``main`` is re-exported here so the console script ``streams.cli.app:main`` keeps its path.
+``main`` is re-exported here so the console script ``streams.cli:main`` keeps its path.
 """
 
 from streams.cli.app import main

@@ -12,8 +12,11 @@ from rich.markup import escape
 from rich.table import Table
 
 from models_store.errors import ModelStoreError
+from streams.cli.audit import audit
+from streams.cli.clients import clients_cli
 from streams.cli.context import load_settings, make_console, parse_instant, print_json
-from streams.cli.experiment import audit, clients_cli, control_cli, experiment_cli
+from streams.cli.experiment import experiment_cli
+from streams.cli.keys import control_cli
 from streams.cli.models import models_cli
 from streams.cli.predictions import predictions_cli
 from streams.errors import ProfitstreamError

@@ -18,7 +18,7 @@ from rich.panel import Panel
 from rich.table import Table
 
 from streams.cli.context import load_settings, make_console, print_json
-from streams.cli.experiment import (
+from streams.cli.publishing import (
     DEPLOYMENT_ROLES,
     WaitOption,
     deployment_state,

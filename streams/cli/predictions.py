@@ -33,6 +33,7 @@ from rich.markup import escape
 from rich.progress import Progress, TaskID
 
 from streams.cli.context import load_settings, make_console
+from streams.cli.publishing import broker_connection
 from streams.errors import ProfitstreamError
 
 if TYPE_CHECKING:
@@ -297,9 +298,6 @@ def export(
     record and leaves out the erased ones (a tombstone); ordered by client id. One line on
     stderr says how many, and the offsets to follow the topic from.
     """
-    # streams.cli.app imports this module to add the command: import it when one runs.
-    from streams.cli.experiment import broker_connection
-
     fmt = output_format(out)
     settings = load_settings(ctx)
     bootstrap, options = broker_connection(settings)

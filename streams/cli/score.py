@@ -30,6 +30,7 @@ from features.offline import HISTORY_COLUMNS, messages_of, parsed_events, replay
 from models_store.registry import open_registry
 from models_store.scoring.prediction import FLAT_COLUMNS, build_prediction
 from models_store.scoring.scorer import Score, Scorer
+from streams.cli.publishing import deployment_state, resolve_ref
 from streams.errors import ProfitstreamError
 from streams.settings import Settings
 
@@ -177,8 +178,6 @@ def _payload_row(
 
 def chosen_model(requested: str | None, settings: Settings) -> tuple[str, str]:
     """The exact model to score with, and why that one (see the module docstring)."""
-    from streams.cli.experiment import resolve_ref
-
     if requested is not None:
         return resolve_ref(settings, requested), "--model"
     champion, why = deployed_champion(settings)
@@ -195,7 +194,6 @@ def deployed_champion(settings: Settings) -> tuple[str | None, str]:
     """The champion the control log deploys and why it is the one; or None and why not
     (no broker configured, nothing deployed yet). An unreachable broker is an error:
     scoring with another model than the deployed one must not happen by accident."""
-    from streams.cli.experiment import deployment_state
     from streams.stack.embedded import running_url
 
     if settings.broker is None and running_url(settings.stack_dir, "kafka") is None:
