@@ -179,14 +179,22 @@ def test_the_latest_prediction_equals_batch_scoring_as_of_its_event_time(
     worker_env: dict[str, str], kafka_bootstrap: str, redis_url: str, unique: str,
     registry: Path, tmp_path: Path,
 ) -> None:  # fmt: skip
-    """With delta 0 every change is emitted, so each client's latest prediction is of its
-    final state: equal to scoring the offline features as of that prediction's time."""
+    """With delta 0 every change of margin is emitted, so each client's latest prediction
+    has the margin and tier of scoring the offline features as of that prediction's time.
+
+    Its interval and drivers may be older: an event that arrives after the last emission
+    without moving the watermark (within the allowed lateness) changes the features, and if
+    no tree split of the margin model moves, the margin stays bit-identical and nothing is
+    emitted (the emission policy looks at margin and tier, not the interval). Whether that
+    happens depends on how the two topics interleave, so it is seen only sometimes (a loaded
+    CI run: same margin, lower -0.7855 vs -0.7829)."""
     env = _env(worker_env, registry, PROFITSTREAM_PREDICTION_DELTA="0")
     messages = simulated_log(120, 8, malformed=0.01, duplicate=0.02, late=0.01, seed=6)
     run = _stream(env, kafka_bootstrap, redis_url, unique, messages)
 
     history = history_frame(messages)
     scorer = Scorer.from_registry(open_registry(str(registry)), MODEL, tmp_path / "cache")
+    same_interval = same_drivers = 0
     for client_id, sequence in run.by_client.items():
         latest = sequence[-1]
         assert latest.features_as_of.timestamp() == run.log.states[client_id].watermark
@@ -194,8 +202,12 @@ def test_the_latest_prediction_equals_batch_scoring_as_of_its_event_time(
         row = build_features(own, latest.features_as_of.timestamp()).loc[client_id]
         score = scorer.score(row[list(FEATURE_NAMES)].to_numpy(dtype=float)[np.newaxis, :])[0]
         assert latest.predicted_margin == pytest.approx(score.margin, rel=1e-9, abs=1e-12)
-        assert latest.interval.lower == pytest.approx(score.lower, rel=1e-9, abs=1e-12)
-        assert latest.interval.upper == pytest.approx(score.upper, rel=1e-9, abs=1e-12)
         assert latest.risk_tier == score.tier
-        assert [d.feature for d in latest.drivers] == [d.feature for d in score.drivers]
+        same_interval += (latest.interval.lower, latest.interval.upper) == pytest.approx(
+            (score.lower, score.upper), rel=1e-9, abs=1e-12
+        )
+        same_drivers += [d.feature for d in latest.drivers] == [d.feature for d in score.drivers]
         assert latest.model.version == "1.0.0"
+    # Only a client whose last change moved no margin split may show an older interval.
+    assert same_interval >= 0.9 * len(run.by_client), (same_interval, len(run.by_client))
+    assert same_drivers >= 0.9 * len(run.by_client), (same_drivers, len(run.by_client))
