@@ -181,12 +181,14 @@ class ExperimentMonitor:
             raise RuntimeError(f"the monitoring topic {topic} does not exist yet")
         tp = TopicPartition(topic, partition)
         consumer.assign([tp])
-        # Nothing of the experiment predates its start command.
+        # Nothing of the experiment predates its start command. The end is taken before the
+        # time lookup: when nothing is that recent yet, the monitor starts at that end, so a
+        # record arriving between the lookup and the first read is read (a lazy seek to the
+        # end would resolve after it and skip it).
+        end = (await consumer.end_offsets([tp]))[tp]
         found = await consumer.offsets_for_times({tp: int(experiment.started_at * 1000)})
-        if found.get(tp) is None:
-            await consumer.seek_to_end(tp)
-        else:
-            consumer.seek(tp, found[tp].offset)
+        start = found.get(tp)
+        consumer.seek(tp, end if start is None else start.offset)
         self._source = tp
         self._tally = ExperimentTally(experiment.experiment_id, design_of(experiment))
         self._published = None
