@@ -20,8 +20,6 @@ from enum import StrEnum
 from itertools import chain
 from typing import Any
 
-import msgpack
-
 from features.events import (
     STREAM_OF,
     Contact,
@@ -43,7 +41,6 @@ from features.events import (
 from features.windows import DAY_SECONDS, day_of, oldest_useful_day
 
 DEFAULT_ALLOWED_LATENESS_S = 7 * DAY_SECONDS
-STATE_FORMAT = 5  # 3 added ``emitted``, 4 ``tracked``, 5 ``shadow_tracked``; 2-4 decode
 
 # Daily bucket layout: one float per field, summed over the day's events.
 BUCKET_FIELDS: tuple[str, ...] = (
@@ -81,15 +78,6 @@ class ApplyResult(StrEnum):
 # Last-writer-wins registers are ordered by (event_time, event_id): the order of
 # arrival then never decides which value wins.
 Stamp = tuple[float, str]
-# The last prediction the stream emitted for a client: (margin, risk tier, model ref,
-# experiment arm, event time). Kept with the state so a replay after a crash decides
-# emissions exactly as before.
-EmittedMemo = tuple[float, str, str, str | None, float]
-# The emitted prediction whose realised outcome is awaited (``models_store.experiments.outcomes``):
-# (as_of, horizon end, prediction id, model, experiment, arm, predicted, lower, upper,
-# persistence, revenue so far, cost so far).
-TrackedMemo = tuple[float, float, str, str, str | None, str | None, float, float, float, float,
-                    float, float]  # fmt: skip
 
 
 @dataclass(slots=True)
@@ -121,10 +109,6 @@ class ClientState:
     seen: dict[str, dict[str, float]] = field(default_factory=dict)
     offsets: dict[str, int] = field(default_factory=dict)
     version: int = 0
-    emitted: EmittedMemo | None = None
-    tracked: TrackedMemo | None = None
-    # The shadow challenger's prediction awaiting its outcome, during a shadow experiment.
-    shadow_tracked: TrackedMemo | None = None
 
     @property
     def watermark(self) -> float | None:
@@ -315,57 +299,45 @@ def record_offset(state: ClientState, topic_partition: str, offset: int) -> bool
     return True
 
 
-def encode_state(state: ClientState) -> bytes:
-    """The state as compact bytes for the table and its changelog (msgpack, never pickle)."""
+def state_fields(state: ClientState) -> list[Any]:
+    """The state as a list of msgpack-ready fields (the table row embeds it; never pickle)."""
     contract = state.contract
-    return bytes(
-        msgpack.packb(
-            [
-                STATE_FORMAT,
-                state.client_id,
-                list(state.days),
-                # One float64 blob for every bucket: msgpack would spend 9 bytes and a
-                # Python call per float; struct packs them in one C call.
-                struct.pack(
-                    f"<{len(state.days) * WIDTH}d", *chain.from_iterable(state.days.values())
-                ),
-                state.watermarks,
-                state.first_event_time,
-                state.last_contact,
-                state.last_payment,
-                state.last_ticket,
-                None
-                if contract is None
-                else [
-                    list(contract.stamp),
-                    contract.active,
-                    contract.monthly_recurring_value,
-                    contract.term_months,
-                    contract.included_hours,
-                    contract.started_at,
-                ],
-                None if state.endpoints is None else [list(state.endpoints[0]), state.endpoints[1]],
-                {name: [list(stamp), added] for name, (stamp, added) in state.services.items()},
-                state.seen,
-                state.offsets,
-                state.version,
-                None if state.emitted is None else list(state.emitted),
-                None if state.tracked is None else list(state.tracked),
-                None if state.shadow_tracked is None else list(state.shadow_tracked),
-            ],
-            use_bin_type=True,
-        )
-    )
+    return [
+        state.client_id,
+        list(state.days),
+        # One float64 blob for every bucket: msgpack would spend 9 bytes and a Python
+        # call per float; struct packs them in one C call.
+        struct.pack(f"<{len(state.days) * WIDTH}d", *chain.from_iterable(state.days.values())),
+        state.watermarks,
+        state.first_event_time,
+        state.last_contact,
+        state.last_payment,
+        state.last_ticket,
+        None
+        if contract is None
+        else [
+            list(contract.stamp),
+            contract.active,
+            contract.monthly_recurring_value,
+            contract.term_months,
+            contract.included_hours,
+            contract.started_at,
+        ],
+        None if state.endpoints is None else [list(state.endpoints[0]), state.endpoints[1]],
+        {name: [list(stamp), added] for name, (stamp, added) in state.services.items()},
+        state.seen,
+        state.offsets,
+        state.version,
+    ]
 
 
-def decode_state(raw: bytes) -> ClientState:
-    """The inverse of ``encode_state``."""
-    fields = msgpack.unpackb(raw, raw=False, strict_map_key=False)
-    if fields[0] not in (2, 3, 4, STATE_FORMAT):
-        raise ValueError(f"client state format {fields[0]} is not 2 to {STATE_FORMAT}")
-    fields.extend([None] * (STATE_FORMAT - fields[0]))  # what older formats did not have
-    (_, client_id, day_numbers, packed, watermarks, first, contact, payment, ticket, contract,
-     endpoints, services, seen, offsets, version, emitted, tracked, shadow) = fields  # fmt: skip
+STATE_FIELDS = 14  # the length of ``state_fields``: table rows of formats 2 to 5 embed it flat
+
+
+def state_from_fields(fields: list[Any]) -> ClientState:
+    """The inverse of ``state_fields``."""
+    (client_id, day_numbers, packed, watermarks, first, contact, payment, ticket, contract,
+     endpoints, services, seen, offsets, version) = fields  # fmt: skip
     flat = struct.unpack(f"<{len(packed) // 8}d", packed)
     return ClientState(
         client_id=client_id,
@@ -386,7 +358,4 @@ def decode_state(raw: bytes) -> ClientState:
         seen=seen,
         offsets=offsets,
         version=version,
-        emitted=None if emitted is None else tuple(emitted),
-        tracked=None if tracked is None else tuple(tracked),
-        shadow_tracked=None if shadow is None else tuple(shadow),
     )

@@ -24,7 +24,7 @@ from streams.kafka.gap_reader import GapReader
 from streams.kafka.preflight import aiokafka_security_kwargs
 from streams.kafka.topics import declare_topics
 from streams.pipeline.agents import register_agents
-from streams.pipeline.batch import FeaturePipeline
+from streams.pipeline.batch import BatchProcessor
 from streams.pipeline.client_table import declare_client_table
 from streams.pipeline.input_reader import InputReader
 from streams.pipeline.mirror_rebuild import MirrorKeeper
@@ -142,7 +142,7 @@ def create_app(
 
     policy = EmissionPolicy(settings.prediction_delta, settings.prediction_heartbeat_s)
     scoring = ScoringStage(policy)
-    pipeline = FeaturePipeline(settings, topics, states, store, gaps, models, scoring)
+    pipeline = BatchProcessor(settings, topics, states, store, gaps, models, scoring)
     mirror = MirrorKeeper(
         settings, states, store, worker_health, consumer_options, pipeline.worker_id
     )

@@ -12,13 +12,13 @@ from typing import Any
 import faust
 from faust.types import StreamT
 
-from streams.pipeline.batch import FeaturePipeline
+from streams.pipeline.batch import BatchProcessor
 from streams.pipeline.input_reader import InputReader
 from streams.settings import Settings
 
 
 def register_agents(
-    app: faust.App, settings: Settings, pipeline: FeaturePipeline, reader: InputReader
+    app: faust.App, settings: Settings, pipeline: BatchProcessor, reader: InputReader
 ) -> None:
     """Attach the input subscription, the reader task and its rebalance hooks to ``app``."""
     inputs = app.topic(

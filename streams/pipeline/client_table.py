@@ -29,7 +29,8 @@ import faust
 from faust.streams import _current_event
 from faust.types import RecordMetadata, TableT
 
-from features.state import ClientState, decode_state, encode_state
+from features.state import ClientState
+from streams.pipeline.client_row import ClientRow, decode_row, encode_row
 
 TABLE_NAME = "client-state"
 PROGRESS_PREFIX = "#progress/"
@@ -48,7 +49,7 @@ class _PartitionEvent:
 
 
 def declare_client_table(app: faust.App, partitions: int) -> TableT[str, bytes]:
-    """The table: client_id -> encoded ``ClientState`` (msgpack bytes), with its changelog."""
+    """The table: client_id -> encoded ``ClientRow`` (msgpack bytes), with its changelog."""
     # value_type=bytes makes Faust store and send the value as is ("raw").
     return app.Table(
         TABLE_NAME, default=None, partitions=partitions, key_type=str, value_type=bytes
@@ -89,23 +90,21 @@ def _write(
         )
 
 
-def load_state(
-    table: TableT[str, bytes], client_id: str, topic: str, partition: int
-) -> ClientState:
-    """The client's state (a new one for an unknown client), read from its partition."""
+def load_row(table: TableT[str, bytes], client_id: str, topic: str, partition: int) -> ClientRow:
+    """The client's row (a new one for an unknown client), read from its partition."""
     with _in_partition(topic, partition):
         raw = table.get(client_id)
-    return ClientState(client_id) if raw is None else decode_state(raw)
+    return ClientRow(ClientState(client_id)) if raw is None else decode_row(raw)
 
 
-def save_state(
-    table: TableT[str, bytes], state: ClientState, topic: str, partition: int
+def save_row(
+    table: TableT[str, bytes], row: ClientRow, topic: str, partition: int
 ) -> Awaitable[RecordMetadata]:
-    """Write the state to the table and its changelog in ``partition``.
+    """Write the row to the table and its changelog in ``partition``.
 
     Returns the changelog send, resolved when the broker has acknowledged it.
     """
-    return _write(table, state.client_id, encode_state(state), topic, partition)
+    return _write(table, row.client_id, encode_row(row), topic, partition)
 
 
 def progress_key(topic: str, partition: int) -> str:
@@ -166,4 +165,4 @@ def read_state(table: TableT[str, bytes], client_id: str) -> ClientState | None:
     if client_id.startswith("#"):
         return None
     raw = table.get(client_id)
-    return None if raw is None else decode_state(raw)
+    return None if raw is None else decode_row(raw).state

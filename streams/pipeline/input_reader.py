@@ -38,7 +38,7 @@ from faust.types import TP
 from streams.control.active_models import ActiveModels
 from streams.kafka.preflight import MAX_PARTITION_FETCH_BYTES
 from streams.kafka.records import from_consumer_record
-from streams.pipeline.batch import FeaturePipeline
+from streams.pipeline.batch import BatchProcessor
 from streams.pipeline.mirror_rebuild import MirrorKeeper
 from streams.pipeline.waiting_store import describe
 from streams.readiness import recovery_waiting
@@ -52,13 +52,13 @@ PROBE_TIMEOUT_S = 4.0
 
 
 class InputReader:
-    """The batch loop: assignment sync, ``getmany``, ``FeaturePipeline.process``."""
+    """The batch loop: assignment sync, ``getmany``, ``BatchProcessor.process``."""
 
     def __init__(
         self,
         app: faust.App,
         settings: Settings,
-        pipeline: FeaturePipeline,
+        pipeline: BatchProcessor,
         models: ActiveModels,
         consumer_options: dict[str, Any],
         health: WorkerHealth,

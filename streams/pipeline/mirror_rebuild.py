@@ -16,8 +16,8 @@ A rebuild of partitions P, between two batches (the input reader waits for it):
 A marker left at ``rebuilding`` by a worker that lost the partition mid-way makes the next
 owner rebuild it.
 
-The latest prediction. A client's state keeps only what decides its next emission
-(``ClientState.emitted``: margin, tier, model, arm, features' time), not the payload
+The latest prediction. A client's table row keeps only what decides its next emission
+(``ClientRow.emitted``: margin, tier, model, arm, features' time), not the payload
 (interval, drivers, ids, timestamps), and re-scoring would not give it back (the state
 moved on since; ``scored_at`` differs). So the rebuild re-reads the predictions topic, only
 the partitions its clients' keys hash to, with a group-less consumer, from the start to the
@@ -46,9 +46,11 @@ from faust.types import TableT
 from redis.exceptions import RedisError
 
 from features.serving import online_fields
-from features.state import ClientState, EmittedMemo, decode_state
+from features.state import ClientState
+from models_store.scoring.emission import Emitted
 from streams.kafka.key_partitions import client_partition, partition_count
 from streams.metrics import MIRROR_CLIENTS_REBUILT, MIRROR_PREDICTIONS_MISSING, MIRROR_REBUILDS
+from streams.pipeline.client_row import decode_row
 from streams.pipeline.waiting_store import WaitingStore, backoff_s, describe
 from streams.settings import Settings
 from streams.worker_health import WorkerHealth
@@ -84,9 +86,8 @@ def table_partitions(state: ClientState) -> set[int]:
     return {int(key.rpartition(":")[2]) for key in state.offsets}
 
 
-def matches_memo(payload: Mapping[str, Any], memo: EmittedMemo) -> bool:
+def matches_memo(payload: Mapping[str, Any], memo: Emitted) -> bool:
     """Whether a prediction payload is the one the client's ``emitted`` memo remembers."""
-    margin, tier, model_ref, arm, as_of = memo
     model = payload.get("model") or {}
     experiment = payload.get("experiment")
     try:
@@ -94,12 +95,12 @@ def matches_memo(payload: Mapping[str, Any], memo: EmittedMemo) -> bool:
     except (KeyError, ValueError):
         return False
     return (
-        payload.get("predicted_margin") == margin
-        and payload.get("risk_tier") == tier
-        and f"{model.get('name')}@{model.get('version')}" == model_ref
-        and (None if experiment is None else experiment.get("arm")) == arm
+        payload.get("predicted_margin") == memo.margin
+        and payload.get("risk_tier") == memo.tier
+        and f"{model.get('name')}@{model.get('version')}" == memo.model
+        and (None if experiment is None else experiment.get("arm")) == memo.arm
         # The payload's timestamp has microseconds; the memo the float it came from.
-        and abs(features_as_of - as_of) < 1e-5
+        and abs(features_as_of - memo.event_time) < 1e-5
     )
 
 
@@ -121,7 +122,7 @@ def chunks(items: list[str], size: int) -> Iterable[list[str]]:
 
 
 async def latest_predictions(
-    options: dict[str, Any], topic: str, wanted: Mapping[str, EmittedMemo], stop: Callable[[], bool]
+    options: dict[str, Any], topic: str, wanted: Mapping[str, Emitted], stop: Callable[[], bool]
 ) -> dict[str, str]:
     """For each client of ``wanted``, the last record of the predictions topic matching its
     memo (clients without one are left out). ``options``: aiokafka client options."""
@@ -267,7 +268,7 @@ class MirrorKeeper:
             value = marker_value(REBUILDING, self._worker_id, datetime.now(UTC))
             await self._store.write_marker(partition, value, only_if_present=False)
         ttl = self._settings.redis_ttl_s or None
-        memos: dict[str, EmittedMemo] = {}
+        memos: dict[str, Emitted] = {}
         rows: dict[str, dict[str, str]] = {}
         clients = 0
         # One pass over the table (a RocksDB iterator; the batch loop waits meanwhile):
@@ -275,12 +276,13 @@ class MirrorKeeper:
         for key, raw in self._states.items():
             if key.startswith("#") or raw is None:
                 continue
-            state = decode_state(raw)
+            row = decode_row(raw)
+            state = row.state
             if state.watermark is None or not table_partitions(state) & todo:
                 continue
             rows[state.client_id] = online_fields(state)
-            if state.emitted is not None:
-                memos[state.client_id] = state.emitted
+            if row.emitted is not None:
+                memos[state.client_id] = row.emitted
             if len(rows) >= CHUNK:
                 clients += await self._write(rows, ttl, stop)
         clients += await self._write(rows, ttl, stop)

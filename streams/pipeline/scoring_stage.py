@@ -6,8 +6,8 @@ part) only for the predictions that are emitted. During an A/B experiment each c
 scored by the model of its arm (sticky: ``models_store.experiments.assignment``); in a shadow
 experiment the challenger also scores every client the champion emits for, and those
 predictions go to the shadow topic only. The decision uses the last prediction
-emitted for each client, kept in its state (``ClientState.emitted``), so a replay after a
-crash decides against what was last acknowledged. A replayed batch may cut the two input
+emitted for each client, kept in its table row (``ClientRow.emitted``), so a replay after
+a crash decides against what was last acknowledged. A replayed batch may cut the two input
 topics elsewhere than the lost one (its worker fetched differently), so it can score other
 features and emit other predictions; ids are digests of the payloads
 (``models_store.scoring.prediction.content_id``), so a re-emitted copy has the same id only when
@@ -25,13 +25,12 @@ import logging
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import astuple, dataclass, field
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import numpy as np
 
-from features.state import ClientState
 from models_store.experiments.arm_health import ArmHealth, HealthBook, HealthKey, observe_call
 from models_store.experiments.outcomes import PERSISTENCE_INDEX
 from models_store.scoring.emission import EmissionPolicy, Emitted, Reason, decide
@@ -45,6 +44,7 @@ from streams.metrics import (
     SCORING_FAILURES,
     SCORING_SECONDS,
 )
+from streams.pipeline.client_row import ClientRow
 
 log = logging.getLogger(__name__)
 _T = TypeVar("_T")
@@ -52,9 +52,9 @@ _T = TypeVar("_T")
 
 @dataclass(frozen=True)
 class Rescore:
-    """A changed client: its state, features as of its latest event, and what triggered it."""
+    """A changed client: its row, features as of its latest event, and what triggered it."""
 
-    state: ClientState
+    row: ClientRow
     features: list[float]
     as_of: float
     event_id: str | None
@@ -112,7 +112,7 @@ class ScoringStage:
         experiment = active.deployment.experiment
         groups: dict[str, _Group] = {}
         for index, client in enumerate(clients):
-            arm = active.arm_of(client.state.client_id)
+            arm = active.arm_of(client.row.client_id)
             scorer = active.challenger if arm == "challenger" else active.champion
             assert scorer is not None  # an A/B experiment always has its challenger loaded
             group = groups.setdefault(f"{scorer.ref}/{arm}", _Group(scorer, arm))
@@ -150,7 +150,7 @@ class ScoringStage:
         active: ActiveDeployment,
     ) -> list[tuple[int, Reason, Score]]:
         """Score a group; return (client index, why, score) of the predictions to emit."""
-        ids = [clients[index].state.client_id for index in group.members]
+        ids = [clients[index].row.client_id for index in group.members]
         began = time.perf_counter()
         scores = await self._in_thread(
             self._score_each_if_needed, group.scorer, matrix[group.members], ids
@@ -164,13 +164,12 @@ class ScoringStage:
             if isinstance(score, str):
                 failures.append(ScoringFailure(client, score))
                 continue
-            memo = client.state.emitted
             new = Emitted(score.margin, score.tier, ref, group.arm, client.as_of)
-            reason = decide(None if memo is None else Emitted(*memo), new, self.policy)
+            reason = decide(client.row.emitted, new, self.policy)
             if reason is None:
                 PREDICTIONS_SUPPRESSED.inc()
                 continue
-            client.state.emitted = astuple(new)
+            client.row.emitted = new
             chosen.append((index, reason, score))
         return chosen
 
@@ -211,7 +210,7 @@ class ScoringStage:
         scorer, experiment = active.shadow, active.deployment.experiment
         assert scorer is not None
         assert experiment is not None
-        index_of = {client.state.client_id: i for i, client in enumerate(clients)}
+        index_of = {client.row.client_id: i for i, client in enumerate(clients)}
         rows = [index_of[prediction.client_id] for prediction in emitted]
         ids = [prediction.client_id for prediction in emitted]
         began = time.perf_counter()
@@ -239,7 +238,7 @@ class ScoringStage:
             PREDICTION_LATENCY.observe(latency / 1000)
         return build_prediction(
             scorer.card,
-            client.state.client_id,
+            client.row.client_id,
             score,
             event_id=client.event_id,
             event_time=client.event_time,

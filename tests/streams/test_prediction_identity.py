@@ -34,13 +34,14 @@ from confluent_kafka import Consumer, TopicPartition
 from features.definitions import compute_features
 from features.events import Event, parse_event
 from features.simulation.messages import SimulatedMessage
-from features.state import ApplyResult, ClientState, apply_event, compact, decode_state
+from features.state import ApplyResult, ClientState, apply_event, compact
 from models_store.control.state import Deployment
 from models_store.registry import open_registry
 from models_store.scoring.emission import EmissionPolicy
 from models_store.scoring.prediction import EMISSION_FIELDS, Prediction
 from models_store.scoring.scorer import Scorer
 from streams.control.active_models import ActiveDeployment
+from streams.pipeline.client_row import ClientRow, decode_row
 from streams.pipeline.scoring_stage import Rescore, ScoringStage
 from streams.stack.processes import free_port, wait_until
 from tests.services.control_plane import V1
@@ -95,17 +96,17 @@ def _batches(events: dict[str, list[Event]], seed: int) -> list[list[Event]]:
 def _stream(
     batches: list[list[Event]], stage: ScoringStage, active: ActiveDeployment
 ) -> list[tuple[Prediction, frozenset[str]]]:
-    """What the pipeline does with each batch (``FeaturePipeline._apply`` / ``_finish``):
+    """What the pipeline does with each batch (``BatchProcessor._apply`` / ``_finish``):
     apply, rescore each changed client as of its latest event with the batch's newest
     applied event as the trigger, compact. Each prediction with the events it stood on."""
-    states: dict[str, ClientState] = {}
+    rows: dict[str, ClientRow] = {}
     applied: dict[str, set[str]] = defaultdict(set)
     out = []
     for batch in batches:
         triggers: dict[str, Event] = {}
         for event in batch:
-            state = states.setdefault(event.client_id, ClientState(event.client_id))
-            if apply_event(state, event) is not ApplyResult.APPLIED:
+            row = rows.setdefault(event.client_id, ClientRow(ClientState(event.client_id)))
+            if apply_event(row.state, event) is not ApplyResult.APPLIED:
                 continue
             applied[event.client_id].add(event.event_id)
             newest = triggers.get(event.client_id)
@@ -113,15 +114,15 @@ def _stream(
                 triggers[event.client_id] = event
         rescore = []
         for client_id, trigger in triggers.items():
-            state = states[client_id]
-            as_of = state.watermark
+            row = rows[client_id]
+            as_of = row.state.watermark
             assert as_of is not None
-            rescore.append(Rescore(state, compute_features(state, as_of), as_of,
+            rescore.append(Rescore(row, compute_features(row.state, as_of), as_of,
                                    trigger.event_id, trigger.timestamp, None))  # fmt: skip
         scored = asyncio.run(stage.run(rescore, active))
         out += [(p, frozenset(applied[p.client_id])) for p in scored.predictions]
         for client_id in triggers:
-            compact(states[client_id])
+            compact(rows[client_id].state)
     return out
 
 
@@ -306,7 +307,7 @@ class _Follower:
             return
         name = json.loads(key or b"null")  # the table's keys are JSON strings
         if value is not None and not name.startswith("#"):  # not a progress row
-            state = decode_state(value)
+            state = decode_row(value).state
             self.saved[name] = {event for ids in state.seen.values() for event in ids}
 
     def unsaved(self) -> list[str]:

@@ -17,7 +17,7 @@ from models_store.control.signing import Keyring, Principal, issue, new_key
 from models_store.control.state import client_digest
 from streams.cli.control_client import erasure_command, erasure_summary, unswept
 from streams.control.active_models import Erasure, erased_client
-from streams.pipeline.batch import erasure_record, recent
+from streams.pipeline.erasure import erasure_record, recent
 from tests.services.record_schemas import checked
 
 NOW = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)

@@ -1,12 +1,14 @@
 """The pure parts of the mirror rebuild: markers, partitions, matching a prediction to the
-memo the client's state keeps of it; the retry backoff."""
+memo the client's row keeps of it; the retry backoff."""
 
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import UTC, datetime
 
 from features.state import ClientState
+from models_store.scoring.emission import Emitted
 from models_store.scoring.prediction import ExperimentTag, Interval, ModelId, Prediction
 from streams.pipeline.mirror_rebuild import (
     OK,
@@ -51,14 +53,14 @@ def test_a_client_lives_in_the_partitions_its_offsets_name() -> None:
 
 
 def test_the_payload_matches_the_memo_of_its_emission_only() -> None:
-    memo = (0.4123456789012345, "healthy", "profitability@1.0.0", None, AS_OF)
+    memo = Emitted(0.4123456789012345, "healthy", "profitability@1.0.0", None, AS_OF)
     assert matches_memo(_payload(), memo)
     assert not matches_memo(_payload(margin=0.4123456789012346), memo)
-    assert not matches_memo(_payload(), (*memo[:2], "profitability@2.0.0", None, AS_OF))
-    assert not matches_memo(_payload(), (*memo[:4], AS_OF + 0.01))
+    assert not matches_memo(_payload(), replace(memo, model="profitability@2.0.0"))
+    assert not matches_memo(_payload(), replace(memo, event_time=AS_OF + 0.01))
     assert not matches_memo(_payload(arm="challenger"), memo)
-    assert matches_memo(_payload(arm="challenger"), (*memo[:3], "challenger", AS_OF))
-    assert not matches_memo({"predicted_margin": memo[0]}, memo)
+    assert matches_memo(_payload(arm="challenger"), replace(memo, arm="challenger"))
+    assert not matches_memo({"predicted_margin": memo.margin}, memo)
 
 
 def test_record_values_that_are_not_json_objects_are_skipped() -> None:

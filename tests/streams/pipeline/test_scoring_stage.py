@@ -1,5 +1,5 @@
 """The stream's scoring stage (pure apart from the model): one call per batch, emission
-decisions kept in the client state, a client the model refuses isolated from the rest."""
+decisions kept in the client row, a client the model refuses isolated from the rest."""
 
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ from models_store.scoring.scorer import Scorer
 from models_store.training.train import TrainingRequest, train
 from models_store.training.tuning import SearchBudget
 from streams.control.active_models import ActiveDeployment
+from streams.pipeline.client_row import ClientRow
 from streams.pipeline.scoring_stage import Rescore, ScoringStage
 
 START = datetime(2024, 1, 1, tzinfo=UTC).timestamp()
@@ -40,7 +41,7 @@ def scorer(tmp_path_factory: pytest.TempPathFactory) -> Scorer:
 
 
 def _rescore(client: str, features: list[float], as_of: float = 1e9) -> Rescore:
-    return Rescore(ClientState(client), features, as_of, f"{client}-ev", as_of, None)
+    return Rescore(ClientRow(ClientState(client)), features, as_of, f"{client}-ev", as_of, None)
 
 
 def test_decisions_are_remembered_and_a_bad_client_is_isolated(scorer: Scorer) -> None:
@@ -54,14 +55,14 @@ def test_decisions_are_remembered_and_a_bad_client_is_isolated(scorer: Scorer) -
     clients[2] = _rescore("c2", broken)
     try:
         scored = asyncio.run(stage.run(clients, active))
-        assert [f.client.state.client_id for f in scored.failures] == ["c2"]
+        assert [f.client.row.client_id for f in scored.failures] == ["c2"]
         assert "inf" in scored.failures[0].error.lower()
         assert {p.client_id for p in scored.predictions} == {"c0", "c1", "c3", "c4"}
         assert all(p.reason == "first" and len(p.drivers) == 5 for p in scored.predictions)
-        assert clients[0].state.emitted is not None
-        assert clients[2].state.emitted is None
+        assert clients[0].row.emitted is not None
+        assert clients[2].row.emitted is None
         # The same features again: nothing moved, nothing emitted.
-        again = [Rescore(c.state, c.features, 2e9, "later", 2e9, None) for c in clients]
+        again = [Rescore(c.row, c.features, 2e9, "later", 2e9, None) for c in clients]
         assert asyncio.run(stage.run(again, active)).predictions == []
     finally:
         stage.close()
@@ -89,10 +90,10 @@ def test_each_client_is_scored_by_its_arm_and_a_model_change_is_emitted(scorer: 
     ab = ActiveDeployment(deployment, scorer, challenger)
     try:
         asyncio.run(stage.run(clients, champion_only))
-        later = [Rescore(c.state, c.features, 2e9, "later", 2e9, None) for c in clients]
+        later = [Rescore(c.row, c.features, 2e9, "later", 2e9, None) for c in clients]
         scored = asyncio.run(stage.run(later, ab))
         by_arm = {p.client_id: p for p in scored.predictions}
-        arms = {c.state.client_id: ab.arm_of(c.state.client_id) for c in clients}
+        arms = {c.row.client_id: ab.arm_of(c.row.client_id) for c in clients}
         # Only the challenger's clients changed model (and arm): all of them are emitted.
         assert set(by_arm) == set(arms)  # the arm itself is new for everyone
         for client_id, prediction in by_arm.items():

@@ -1,17 +1,18 @@
-"""The bounded LRU of decoded client states (pure)."""
+"""The bounded LRU of decoded client rows (pure)."""
 
 from __future__ import annotations
 
 from features.state import ClientState
-from streams.pipeline.state_cache import StateCache
+from streams.pipeline.client_row import ClientRow
+from streams.pipeline.row_cache import RowCache
 
 
 def test_least_recently_used_goes_first() -> None:
-    cache = StateCache(2)
-    cache.put("a", ClientState("a"))
-    cache.put("b", ClientState("b"))
+    cache = RowCache(2)
+    cache.put(ClientRow(ClientState("a")))
+    cache.put(ClientRow(ClientState("b")))
     assert cache.get("a") is not None  # a is now the most recent
-    cache.put("c", ClientState("c"))
+    cache.put(ClientRow(ClientState("c")))
     assert cache.get("b") is None
     assert cache.get("a") is not None
     assert cache.get("c") is not None
@@ -19,13 +20,13 @@ def test_least_recently_used_goes_first() -> None:
 
 
 def test_capacity_zero_caches_nothing_and_clear_forgets_all() -> None:
-    off = StateCache(0)
-    off.put("a", ClientState("a"))
+    off = RowCache(0)
+    off.put(ClientRow(ClientState("a")))
     assert off.get("a") is None
-    cache = StateCache(5)
-    cache.put("a", ClientState("a"))
+    cache = RowCache(5)
+    cache.put(ClientRow(ClientState("a")))
     cache.discard("a")
-    cache.put("b", ClientState("b"))
+    cache.put(ClientRow(ClientState("b")))
     cache.clear()
     assert cache.get("a") is None
     assert cache.get("b") is None
