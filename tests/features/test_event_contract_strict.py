@@ -204,8 +204,8 @@ def test_every_bad_time_is_refused_by_both(bad: str) -> None:
 def test_the_reason_vocabulary_is_the_documented_one() -> None:
     assert REJECT_REASONS == ("oversized", "invalid", "key_mismatch", "future", "late")
     assert set(KIND_REASONS.values()) == set(REJECT_REASONS) - {"late"}
-    readme = (ROOT / "README.md").read_text()
-    header_row = next(line for line in readme.splitlines()
+    topics = (ROOT / "docs" / "topics.md").read_text()
+    header_row = next(line for line in topics.splitlines()
                       if line.startswith("| `profitstream.error.reason` |"))  # fmt: skip
     page = (ROOT / "docs" / "events.md").read_text()
     for reason in REJECT_REASONS:

@@ -1,8 +1,9 @@
 """Input events drawn from the published JSON Schema: valid ones, and bad ones of every kind.
 
 Each bad kind comes with the DLQ reason the contract documents for it (docs/events.md,
-README). Every generator takes a ``random.Random``: seeded in the live fuzz test, driven by
-hypothesis (``st.randoms()``) in the property tests, so both draw from the same code.
+docs/topics.md). Every generator takes a ``random.Random``: seeded in the live fuzz test,
+driven by hypothesis (``st.randoms()``) in the property tests, so both draw from the same
+code.
 """
 
 from __future__ import annotations

@@ -1,8 +1,9 @@
 """Every command form the README and the docs show, run as an operator would.
 
-The forms are read from the README's CLI table, the docs' inline `profitstream ...` code
-and the shell blocks; each must name a real command, and the test below must run it with
-real arguments (on a live broker, with a worker seeded with a model) and see exit code 0,
+The forms are read from the command tables (the README's and docs/cli.md's), the inline
+`profitstream ...` code and the shell blocks of the README and of every page under docs/;
+each must name a real command, and the test below must run it with real arguments (on a
+live broker, with a worker seeded with a model) and see exit code 0,
 or, for the cases meant to fail, one `error:` line and no traceback. Along the way it
 checks what operators tripped over (issue 13, finding 8): `@champion` / `@challenger`
 follow the control log, `score` defaults to the deployed champion and reads CSV event
@@ -32,7 +33,7 @@ from tests.services.control_plane import V1, V2, audit, control_env
 from tests.services.worker_process import running_worker
 
 ROOT = Path(__file__).resolve().parents[3]
-DOCS = (ROOT / "README.md", ROOT / "docs" / "control.md", ROOT / "docs" / "models.md")
+DOCS = (ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")))
 V3 = "profitability@3.0.0"
 AS_OF_Z = "2024-04-20T12:00:00Z"
 AS_OF_OFFSET = "2024-04-20T14:00:00+02:00"  # the same instant
@@ -46,10 +47,9 @@ def documented_forms() -> list[str]:
         forms += re.findall(r"`profitstream ([^`]+)`", text)
         for block in re.findall(r"```sh\n(.*?)```", text, flags=re.DOTALL):
             forms += re.findall(r"(?:^|\s)\S*profitstream ([^#\n]+)", block, flags=re.MULTILINE)
-        if path.name == "README.md":
-            # Table rows list further forms of a command group without the prefix.
-            for row in re.findall(r"^\| `profitstream [^|]*(?:\\\|[^|]*)*\|", text, re.M):
-                forms += re.findall(r"/ `([a-z][^`]+)`", row)
+        # Command table rows list further forms of a command group without the prefix.
+        for row in re.findall(r"^\| `profitstream [^|]*(?:\\\|[^|]*)*\|", text, re.M):
+            forms += re.findall(r"/ `([a-z][^`]+)`", row)
     return forms
 
 

@@ -80,7 +80,7 @@ def test_the_readme_path_simulate_into_the_stack_and_read_features(data_dir: Pat
         "PROFITSTREAM_BROKER_SESSION_TIMEOUT_S": "6",
     }
     with running_worker(env) as worker:
-        # The README's command (fewer clients), on the default topic names of the stack.
+        # docs/cli.md's first run (fewer clients), on the default topic names of the stack.
         simulated = run_cli(
             "--data-dir", str(data_dir), "simulate", "--clients", "5", "--months", "3",
             "--to-kafka", env=env,
