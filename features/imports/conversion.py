@@ -103,7 +103,7 @@ def _cell(plan: SourcePlan, spec: FieldSpec, column: str, raw: object) -> Any:
     except NaiveTimeError as exc:
         raise MappingError(
             f"sources.{plan.name}: column {column!r} holds a time without a UTC offset "
-            f'({exc}); set timezone = "Area/City" (IANA, e.g. "Europe/London") in the '
+            f'({str(exc)!r}); set timezone = "Area/City" (IANA, e.g. "Europe/London") in the '
             "mapping, or export times with an offset"
         ) from None
 
