@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -22,7 +22,7 @@ from features.imports.conversion import Rejection, SourceResult, convert, event_
 from features.imports.mapping import MappingError, SourcePlan, parse_mapping
 from streams.errors import ProfitstreamError
 
-REPORT_COLUMNS = tuple(Rejection.__dataclass_fields__)
+REPORT_COLUMNS = tuple(f.name for f in fields(Rejection))
 
 
 @dataclass(frozen=True)
@@ -61,8 +61,10 @@ def read_source(path: Path, plan: SourcePlan) -> pd.DataFrame:
         raise ProfitstreamError(f"sources.{plan.name}: no file {path}; fix file = in the mapping")
     try:
         if path.suffix.lower() == ".csv":
-            return pd.read_csv(path, dtype=str, keep_default_na=False, encoding=plan.encoding,
-                               sep=plan.delimiter)  # fmt: skip
+            # Spreadsheets start UTF-8 CSVs with a byte-order mark; it is no part of a name.
+            utf8 = plan.encoding.lower().replace("_", "-") in ("utf-8", "utf8")
+            return pd.read_csv(path, dtype=str, keep_default_na=False, sep=plan.delimiter,
+                               encoding="utf-8-sig" if utf8 else plan.encoding)  # fmt: skip
         if path.suffix.lower() == ".parquet":
             return pd.read_parquet(path)
     except UnicodeDecodeError as exc:

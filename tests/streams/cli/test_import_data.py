@@ -11,8 +11,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from features.imports.mapping import parse_mapping
 from features.offline import build_features
 from models_store.training.dataset import load_history
+from streams.cli.import_data import read_source
 from streams.cli.score import TEXT_COLUMNS, event_log, rows_from_history
 from tests.services.cli import assert_one_line_error, run_cli
 
@@ -116,3 +118,11 @@ def test_wrong_files_on_the_command_line_are_one_error_line(tmp_path: Path) -> N
     latin.write_bytes(GOOD_CSV.replace("acme", "caf\xe9").encode("latin-1"))
     assert_one_line_error(run_cli("import", str(path), "--out", str(tmp_path / "log.parquet")),
                           "is not utf-8 text", 'set encoding = "latin-1"')  # fmt: skip
+
+
+def test_a_spreadsheets_byte_order_mark_is_no_part_of_the_first_column(tmp_path: Path) -> None:
+    (tmp_path / "purchases.csv").write_bytes(b"\xef\xbb\xbf" + GOOD_CSV.encode())
+    (plan,) = parse_mapping(PURCHASES)
+    frame = read_source(tmp_path / "purchases.csv", plan)
+    assert list(frame.columns) == ["Invoice", "Customer", "Date", "Total"]
+    assert frame.loc[0, "Invoice"] == "1"
