@@ -13,7 +13,7 @@ PACKAGES = ("features", "models_store", "streams")
 # shared modules (settings, errors, metrics...); ``streams.top`` the composition root and
 # the HTTP views, which wire every room of the worker together.
 ORDER = (
-    "features", "features.simulation",
+    "features", "features.simulation", "features.imports",
     "models_store", "models_store.registry", "models_store.model", "models_store.scoring",
     "models_store.training", "models_store.experiments", "models_store.control",
     "streams", "streams.kafka", "streams.control", "streams.pipeline", "streams.stack",

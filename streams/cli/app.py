@@ -250,6 +250,23 @@ def train(
     run_training(options, load_settings(ctx), err)
 
 
+@cli.command("import")
+def import_exports(
+    mapping: Annotated[
+        Path, typer.Argument(help="TOML mapping: which file is which kind, which column is what")
+    ],
+    destination: Annotated[Path, typer.Option("--out", help="the event log to write (.parquet)")],
+    rejected: Annotated[
+        Path | None,
+        typer.Option(help="report of rejected rows, .csv or .jsonl (default OUT.rejected.csv)"),
+    ] = None,
+) -> None:
+    """Turn tabular exports (CSV/Parquet) into a validated event log for train, score, replay."""
+    from streams.cli.import_data import ImportRequest, run_import
+
+    run_import(ImportRequest(mapping=mapping, out=destination, rejected=rejected), out, err)
+
+
 @cli.command()
 def score(
     ctx: typer.Context,

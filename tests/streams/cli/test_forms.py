@@ -152,6 +152,10 @@ def test_every_documented_form_runs(
     cli_.ok("simulate", "--clients", "30", "--months", "5", "--out", str(history),
             "--oracle-draws", "0")  # fmt: skip
     csv_bytes, csv_text = _csv_logs(history)
+    examples = ROOT / "docs" / "examples" / "import"
+    imported = cli_.ok("import", str(examples / "retail.toml"), "--out",
+                       str(tmp_path / "retail.parquet"))  # fmt: skip
+    assert "14 events of 3 clients" in imported
     cli_.fails("train", "--events", str(tmp_path / "none.parquet"), fragments=("no event",))
     cli_.ok("control", "keygen", "bob", "--role", "viewer", "--keys", str(tmp_path / "k.json"))
     stackless = ("--data-dir", str(tmp_path / "stackless"))
