@@ -60,6 +60,12 @@ PREDICTIONS_SUPPRESSED = Counter(
     "profitstream_predictions_suppressed_total",
     "Clients rescored without a meaningful change: no prediction emitted",
 )
+FEATURES_OUTSIDE_TRAINING = Counter(
+    "profitstream_feature_values_outside_training_total",
+    "Feature values scored outside the range the model saw in training (it predicts flat "
+    "there: a sign of training/serving shift), per feature",
+    ["feature"],
+)
 SCORING_FAILURES = Counter(
     "profitstream_scoring_failures_total", "Clients the model could not score (left unscored)"
 )

@@ -23,7 +23,9 @@ CARD_SCHEMA_VERSION = 1
 CARD_FILE = "card.json"
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,63}$"
 SEMVER = re.compile(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)$")
-Target = Literal["margin_ratio", "margin_abs"]
+Target = Literal["margin_ratio", "margin_abs", "revenue"]
+# Targets in money (the currency of the events), as opposed to the margin ratio.
+MONEY_TARGETS: frozenset[str] = frozenset({"margin_abs", "revenue"})
 
 
 class _Frozen(BaseModel):
@@ -31,10 +33,47 @@ class _Frozen(BaseModel):
 
 
 class FeatureSpec(_Frozen):
-    """One input column, in model order."""
+    """One input column, in model order, and the range of its finite values in the
+    training rows (trees predict flat beyond it: scoring counts values outside it)."""
 
     name: str
     dtype: Literal["float64"] = "float64"
+    training_min: float | None = None
+    training_max: float | None = None
+
+
+TierName = Literal["loss", "at_risk", "healthy", "strong"]
+TIER_NAMES: tuple[TierName, ...] = ("loss", "at_risk", "healthy", "strong")
+RATIO_TIER_BOUNDS = (0.0, 0.25, 0.5)
+
+
+class RiskTiers(_Frozen):
+    """How a predicted value becomes a risk tier: ``loss`` below ``bounds[0]``, ``at_risk``
+    below ``bounds[1]``, ``healthy`` below ``bounds[2]``, else ``strong``.
+
+    ``thresholds``: fixed bounds in the target's unit (for the margin ratio 0, 25%, 50%).
+    ``portfolio_quantiles``: for money targets, 0 (a loss) and the given quantiles of the
+    model's predictions on the validation rows, so a tier says where a client stands in
+    the portfolio whatever its currency and size.
+    """
+
+    basis: Literal["thresholds", "portfolio_quantiles"] = "thresholds"
+    bounds: tuple[float, float, float] = RATIO_TIER_BOUNDS
+    quantiles: tuple[float, float] | None = None
+
+    @field_validator("bounds")
+    @classmethod
+    def _ascending(cls, value: tuple[float, float, float]) -> tuple[float, float, float]:
+        if not value[0] <= value[1] <= value[2]:
+            raise ValueError(f"tier bounds {value} are not ascending")
+        return value
+
+    def tier(self, value: float) -> TierName:
+        """The tier of a predicted value."""
+        for name, upper in zip(TIER_NAMES, self.bounds, strict=False):
+            if value < upper:
+                return name
+        return TIER_NAMES[-1]
 
 
 class ArtifactEntry(_Frozen):
@@ -91,6 +130,11 @@ class ModelCard(_Frozen):
     # Validation MAE per model: what tuning and the blend weight were chosen on.
     validation: dict[str, float] = Field(default_factory=dict)
     intervals: IntervalCalibration
+    # Cards written before tiers were stored per model used the margin-ratio thresholds.
+    risk_tiers: RiskTiers = Field(default_factory=RiskTiers)
+    # What PROFITSTREAM_PREDICTION_DELTA is a fraction of: 1 for the margin ratio; for
+    # money targets a typical spread of the predictions (so 0.02 means 2% of it).
+    prediction_scale: float = Field(default=1.0, gt=0)
     explanations: dict[str, Any]
     libraries: dict[str, str]
     artifacts: dict[str, ArtifactEntry]
@@ -131,9 +175,16 @@ def version_key(version: str) -> tuple[int, int, int]:
     return major, minor, patch
 
 
-def current_feature_specs() -> list[FeatureSpec]:
-    """The running feature code's input vector."""
-    return [FeatureSpec(name=name) for name in FEATURE_NAMES]
+def current_feature_specs(
+    ranges: dict[str, tuple[float | None, float | None]] | None = None,
+) -> list[FeatureSpec]:
+    """The running feature code's input vector, with each feature's training range."""
+    known = ranges or {}
+    return [
+        FeatureSpec(name=name, training_min=known.get(name, (None, None))[0],
+                    training_max=known.get(name, (None, None))[1])
+        for name in FEATURE_NAMES
+    ]  # fmt: skip
 
 
 def feature_set_digest(names: tuple[str, ...] | list[str]) -> str:

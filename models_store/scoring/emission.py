@@ -2,7 +2,9 @@
 
 A client's new score is emitted when, compared with the last prediction emitted for it:
 - there is none yet;
-- the predicted margin moved by more than ``delta`` (absolute, in margin-ratio points);
+- the prediction moved by more than ``delta`` × the model's scale (its card's
+  ``prediction_scale``: 1 for the margin ratio, so margin-ratio points; for money targets
+  the portfolio's spread of predictions, so 0.02 is 2% of it);
 - the risk tier changed;
 - the model (name@version) or the experiment arm changed;
 - ``heartbeat_s`` of event time passed since the last emission (0 = never).
@@ -50,8 +52,11 @@ class EmissionPolicy:
     heartbeat_s: float = 0.0
 
 
-def decide(last: Emitted | None, new: Emitted, policy: EmissionPolicy) -> Reason | None:
-    """Why ``new`` must be emitted after ``last``, or None if it need not be."""
+def decide(
+    last: Emitted | None, new: Emitted, policy: EmissionPolicy, scale: float = 1.0
+) -> Reason | None:
+    """Why ``new`` must be emitted after ``last``, or None if it need not be (``scale``:
+    what ``policy.delta`` is a fraction of)."""
     if last is None:
         return Reason.FIRST
     if new.model != last.model:
@@ -60,7 +65,7 @@ def decide(last: Emitted | None, new: Emitted, policy: EmissionPolicy) -> Reason
         return Reason.ARM
     if new.tier != last.tier:
         return Reason.TIER
-    if abs(new.margin - last.margin) > policy.delta:
+    if abs(new.margin - last.margin) > policy.delta * scale:
         return Reason.MARGIN
     if policy.heartbeat_s > 0 and new.event_time - last.event_time >= policy.heartbeat_s:
         return Reason.HEARTBEAT

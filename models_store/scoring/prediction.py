@@ -153,7 +153,7 @@ def build_prediction(
         predicted_margin=score.margin,
         horizon_days=card.horizon_days,
         interval=Interval(lower=score.lower, upper=score.upper, level=score.level),
-        risk_tier=score.tier,  # type: ignore[arg-type]  # one of the four, by risk_tier()
+        risk_tier=score.tier,
         drivers=[Driver(**asdict(driver)) for driver in score.drivers],
         model=ModelId(name=card.name, version=card.version),
         experiment=tag,

@@ -5,8 +5,9 @@ score through ``Scorer.score`` (one model call per batch), so a prediction is th
 wherever it is made: a row's score does not depend on the other rows of its batch (the
 forest predicts on one thread; ``models_store.scoring.prediction`` identifies the payload).
 
-Risk tiers, by the predicted margin ratio m of the horizon:
-``loss`` m < 0 · ``at_risk`` 0 <= m < 0.25 · ``healthy`` 0.25 <= m < 0.5 · ``strong`` m >= 0.5.
+Risk tiers come from the model's card (``RiskTiers``): for the margin ratio m of the
+horizon ``loss`` m < 0 · ``at_risk`` 0 <= m < 0.25 · ``healthy`` 0.25 <= m < 0.5 ·
+``strong`` m >= 0.5; for money targets, bounds drawn from the portfolio at training time.
 """
 
 from __future__ import annotations
@@ -20,20 +21,9 @@ import numpy as np
 from features.definitions import FEATURE_NAMES
 from models_store.model.profit_model import ProfitModel
 from models_store.registry.base import ModelRegistry
-from models_store.registry.card import ModelCard
+from models_store.registry.card import ModelCard, TierName
 
-TIER_BOUNDS: tuple[tuple[str, float], ...] = (("loss", 0.0), ("at_risk", 0.25),
-                                              ("healthy", 0.5))  # fmt: skip
-TOP_TIER = "strong"
 DEFAULT_DRIVERS = 5
-
-
-def risk_tier(margin: float) -> str:
-    """The tier of a predicted margin ratio (see the module docstring)."""
-    for tier, upper in TIER_BOUNDS:
-        if margin < upper:
-            return tier
-    return TOP_TIER
 
 
 @dataclass(frozen=True)
@@ -53,7 +43,7 @@ class Score:
     lower: float
     upper: float
     level: float
-    tier: str
+    tier: TierName
     drivers: tuple[Contribution, ...]
 
 
@@ -109,8 +99,9 @@ class Scorer:
         margin = self.model.predict(features)
         lower, upper = self.model.interval(features, margin)
         level = self.model.level
+        tiers = self.card.risk_tiers
         return [
-            Score(float(m), float(lo), float(hi), level, risk_tier(float(m)), ())
+            Score(float(m), float(lo), float(hi), level, tiers.tier(float(m)), ())
             for m, lo, hi in zip(margin, lower, upper, strict=True)
         ]
 

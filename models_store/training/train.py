@@ -39,6 +39,7 @@ from models_store.registry.card import (
     TrainingData,
     current_feature_specs,
 )
+from models_store.scoring.shift import training_ranges
 from models_store.training.dataset import (
     Progress,
     TrainingSet,
@@ -53,6 +54,7 @@ from models_store.training.evaluation import (
     regression_metrics,
 )
 from models_store.training.splits import purged_split
+from models_store.training.tiers import prediction_scale_for, risk_tiers_for
 from models_store.training.tuning import SearchBudget, forest_estimator, search, xgboost_estimator
 
 MIN_TRAINING_ROWS = 50
@@ -80,6 +82,8 @@ class TrainingRequest:
     allowed_lateness_s: float = DEFAULT_ALLOWED_LATENESS_S
     until: float | None = None
     description: str = ""
+    # Risk-tier bounds in the target's unit; None: per target (``models_store.training.tiers``).
+    tier_bounds: tuple[float, float, float] | None = None
 
 
 @dataclass(frozen=True)
@@ -266,7 +270,7 @@ def train(
         description=request.description,
         target=request.target,
         horizon_days=request.horizon_days,
-        features=current_feature_specs(),
+        features=current_feature_specs(training_ranges(x_train, FEATURE_NAMES)),
         training_data=TrainingData(
             fingerprint=fingerprint,
             events=history.messages,
@@ -291,6 +295,8 @@ def train(
         blend={"xgboost": weight, "random_forest": 1.0 - weight},
         metrics=metrics,
         validation=validation,
+        risk_tiers=risk_tiers_for(request.target, valid_blend, request.tier_bounds),
+        prediction_scale=prediction_scale_for(request.target, valid_blend),
         intervals=IntervalCalibration(
             method="split conformal, normalised by an XGBoost model of the forest's OOB error",
             level=request.level,

@@ -30,6 +30,7 @@ from features.offline import HISTORY_COLUMNS, messages_of, parsed_events, replay
 from models_store.registry import open_registry
 from models_store.scoring.prediction import FLAT_COLUMNS, build_prediction
 from models_store.scoring.scorer import Score, Scorer
+from models_store.scoring.shift import outside_training_range, shift_summary
 from streams.cli.publishing import deployment_state, resolve_ref
 from streams.errors import ProfitstreamError
 from streams.settings import Settings
@@ -234,6 +235,14 @@ def run_scoring(request: ScoreRequest, settings: Settings, console: Console) -> 
         scorer = Scorer.from_registry(open_registry(settings.registry_uri), ref, Path(cache))
     with Progress(console=console, transient=True) as progress:
         result = predictions_frame(scorer, rows, progress)
+    features = rows[list(FEATURE_NAMES)].to_numpy(dtype=np.float64)
+    outside = outside_training_range(features, scorer.card.features)
+    shifted = shift_summary(outside, FEATURE_NAMES)
+    if shifted:
+        console.print(
+            f"warning: features outside {scorer.ref}'s training range in {shifted}: the model "
+            "predicts flat there; train on a history that covers them", highlight=False,
+        )  # fmt: skip
     if request.destination.suffix == ".csv":
         result.to_csv(request.destination, index=False)
     else:

@@ -36,8 +36,10 @@ from models_store.experiments.outcomes import PERSISTENCE_INDEX
 from models_store.scoring.emission import EmissionPolicy, Emitted, Reason, decide
 from models_store.scoring.prediction import Prediction, build_prediction
 from models_store.scoring.scorer import Score, Scorer
+from models_store.scoring.shift import outside_training_range
 from streams.control.active_models import ActiveDeployment
 from streams.metrics import (
+    FEATURES_OUTSIDE_TRAINING,
     PREDICTION_LATENCY,
     PREDICTIONS_EMITTED,
     PREDICTIONS_SUPPRESSED,
@@ -157,7 +159,9 @@ class ScoringStage:
         )
         self._count(active, group.arm or "champion", group.scorer, began, scores,
                     matrix[group.members])  # fmt: skip
+        self._count_shift(group.scorer, matrix[group.members])
         ref = group.scorer.ref
+        scale = group.scorer.card.prediction_scale
         chosen = []
         for index, score in zip(group.members, scores, strict=True):
             client = clients[index]
@@ -165,13 +169,21 @@ class ScoringStage:
                 failures.append(ScoringFailure(client, score))
                 continue
             new = Emitted(score.margin, score.tier, ref, group.arm, client.as_of)
-            reason = decide(client.row.emitted, new, self.policy)
+            reason = decide(client.row.emitted, new, self.policy, scale)
             if reason is None:
                 PREDICTIONS_SUPPRESSED.inc()
                 continue
             client.row.emitted = new
             chosen.append((index, reason, score))
         return chosen
+
+    @staticmethod
+    def _count_shift(scorer: Scorer, rows: np.ndarray) -> None:
+        """Count the feature values outside the model's training range, per feature."""
+        specs = scorer.card.features
+        outside = outside_training_range(rows, specs).sum(axis=0)
+        for index in np.flatnonzero(outside):
+            FEATURES_OUTSIDE_TRAINING.labels(feature=specs[index].name).inc(int(outside[index]))
 
     def _count(
         self,

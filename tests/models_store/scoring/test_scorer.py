@@ -16,7 +16,8 @@ from features.simulation.portfolio import simulate
 from models_store.model.profit_model import ProfitModel
 from models_store.registry import open_registry
 from models_store.registry.bundle import verify_bundle
-from models_store.scoring.scorer import Scorer, risk_tier, top_drivers
+from models_store.registry.card import RiskTiers
+from models_store.scoring.scorer import Scorer, top_drivers
 from models_store.training.train import TrainingRequest, TrainingResult, train
 from models_store.training.tuning import SearchBudget
 
@@ -29,7 +30,7 @@ START = datetime(2024, 1, 1, tzinfo=UTC).timestamp()
      (0.4999, "healthy"), (0.5, "strong"), (0.93, "strong")],
 )  # fmt: skip
 def test_risk_tiers_have_documented_bounds(margin: float, tier: str) -> None:
-    assert risk_tier(margin) == tier
+    assert RiskTiers().tier(margin) == tier  # the margin ratio's, and older cards'
 
 
 def test_top_drivers_by_absolute_contribution_with_undefined_values() -> None:
@@ -68,7 +69,7 @@ def test_the_scorer_loads_from_the_registry_and_scores_like_the_model(
         assert (score.lower, score.upper) == pytest.approx((lower[i], upper[i]), abs=1e-12)
         assert score.lower <= score.margin <= score.upper
         assert score.level == 0.9
-        assert score.tier == risk_tier(score.margin)
+        assert score.tier == scorer.card.risk_tiers.tier(score.margin)
         assert len(score.drivers) == 4
     with pytest.raises(ValueError, match="expected rows of"):
         scorer.score(x[:, :10])

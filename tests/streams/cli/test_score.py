@@ -104,3 +104,22 @@ def test_bad_input_is_one_line_each(
     wrong = run_cli("score", "--in", history, "--as-of", AS_OF, "--out", json_out, env=env)
     assert_one_line_error(wrong, "use a .parquet or .csv")
     assert not (tmp_path / "out.parquet").exists()
+
+
+def test_features_outside_the_training_range_get_a_warning_line(
+    setup: tuple[Path, dict[str, str], pd.DataFrame], tmp_path: Path
+) -> None:
+    _, env, log = setup
+    as_of = datetime.fromisoformat(AS_OF).timestamp()
+    features = build_features(log, as_of).reset_index()
+    features["as_of"] = as_of
+    rows = tmp_path / "features.csv"
+    # Ten times the longest tenure the model saw: outside for every row.
+    features["tenure_days"] = features["tenure_days"].max() * 10 + 1e4
+    features.to_csv(rows, index=False)
+    result = run_cli("score", "--in", str(rows), "--out", str(tmp_path / "out.csv"), env=env)
+    assert result.returncode == 0, result.stderr
+    assert f"features outside profitability@1.0.0's training range in {len(features)} of " in (
+        result.stderr
+    )
+    assert "tenure_days (100%)" in result.stderr
