@@ -3,19 +3,51 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
+from scipy.stats import spearmanr
 
 
 def regression_metrics(actual: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
-    """R², MAE, RMSE and bias (mean predicted − actual) over rows."""
+    """R², MAE, RMSE, bias (mean predicted − actual), the total predicted against the total
+    actual (``total_error``: sum predicted / sum actual − 1; NaN when the actual sums to 0)
+    and Spearman's rank correlation (how well the model orders clients) over rows."""
     error = predicted - actual
     total = float(np.sum((actual - actual.mean()) ** 2))
+    actual_sum = float(np.sum(actual))
+    ranked = np.ptp(actual) > 0 and np.ptp(predicted) > 0
     return {
         "r2": 1.0 - float(np.sum(error**2)) / total if total > 0 else float("nan"),
         "mae": float(np.mean(np.abs(error))),
         "rmse": float(np.sqrt(np.mean(error**2))),
         "bias": float(np.mean(error)),
+        "total_error": float(np.sum(predicted)) / actual_sum - 1 if actual_sum else float("nan"),
+        "spearman": float(spearmanr(actual, predicted).statistic) if ranked else float("nan"),
         "rows": float(actual.size),
     }
+
+
+def calibration_bins(actual: np.ndarray, predicted: np.ndarray, bins: int = 10) -> pd.DataFrame:
+    """Rows grouped into ``bins`` equal-count bins of the prediction (deciles by default):
+    mean predicted, mean actual and rows per bin. A calibrated model's means agree."""
+    frame = pd.DataFrame({"predicted": predicted, "actual": actual})
+    ranks = frame["predicted"].rank(method="first")
+    frame["bin"] = pd.qcut(ranks, q=min(bins, len(frame)), labels=False)
+    grouped = frame.groupby("bin").agg(
+        predicted=("predicted", "mean"), actual=("actual", "mean"), rows=("actual", "size")
+    )
+    return grouped.reset_index(drop=True)
+
+
+def errors_by_segment(
+    actual: np.ndarray, predicted: np.ndarray, segment: pd.Series
+) -> pd.DataFrame:
+    """MAE, bias and rows per segment (e.g. a client-size quartile, tier or tenure band)."""
+    frame = pd.DataFrame({"segment": segment.to_numpy(), "error": predicted - actual})
+    frame["absolute"] = frame["error"].abs()
+    grouped = frame.groupby("segment", observed=True).agg(
+        mae=("absolute", "mean"), bias=("error", "mean"), rows=("error", "size")
+    )
+    return grouped.reset_index()
 
 
 def persistence_baseline(trailing: np.ndarray, fallback: float) -> np.ndarray:
@@ -30,10 +62,12 @@ def mean_baseline(rows: int, training_mean: float) -> np.ndarray:
 
 
 def best_blend_weight(
-    actual: np.ndarray, first: np.ndarray, second: np.ndarray, grid: int = 21
+    actual: np.ndarray, first: np.ndarray, second: np.ndarray, grid: int = 21, metric: str = "mae"
 ) -> float:
-    """Weight w in [0, 1] of ``first`` minimising the mean absolute error of
-    w·first + (1−w)·second (ties: the larger w)."""
+    """Weight w in [0, 1] of ``first`` minimising the mean absolute error (``metric`` "mae")
+    or the root mean squared error ("rmse") of w·first + (1−w)·second (ties: the larger w)."""
     weights = np.linspace(0.0, 1.0, grid)
-    errors = [float(np.mean(np.abs(w * first + (1 - w) * second - actual))) for w in weights]
+    power = 1 if metric == "mae" else 2
+    errors = [float(np.mean(np.abs(w * first + (1 - w) * second - actual) ** power))
+              for w in weights]  # fmt: skip
     return float(weights[len(weights) - 1 - int(np.argmin(errors[::-1]))])
