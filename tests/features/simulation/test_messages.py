@@ -6,9 +6,12 @@ import json
 from collections import Counter
 from datetime import UTC, datetime
 
+import pytest
+
+from features.events import parse_event
 from features.offline import LoggedMessage, parsed_events, replay
 from features.simulation.messages import simulated_messages
-from features.simulation.portfolio import simulate
+from features.simulation.portfolio import PORTFOLIO_KINDS, PortfolioKind, simulate
 from features.state import ApplyResult
 
 START = datetime(2024, 1, 1, tzinfo=UTC).timestamp()
@@ -40,3 +43,19 @@ def test_every_event_type_occurs() -> None:
     messages = simulated_messages(portfolio)
     types = {json.loads(m.value)["type"] for m in messages}
     assert len(types) >= 12, types
+
+
+@pytest.mark.parametrize("kind", PORTFOLIO_KINDS)
+def test_every_message_of_every_kind_passes_the_event_contract(kind: PortfolioKind) -> None:
+    messages = simulated_messages(simulate(60, 9, seed=6, start=START, kind=kind))
+    for m in messages:
+        parse_event(m.value, m.stream, key=m.key)  # type: ignore[arg-type]
+    types = Counter(json.loads(m.value)["type"] for m in messages)
+    if kind == "transactional":
+        # Purchases only: no contract, no endpoints, no surveys; some returns and tickets.
+        assert set(types) == {"invoice_issued", "payment_received", "cost_incurred",
+                              "credit_issued", "ticket_opened", "time_logged",
+                              "ticket_resolved"}, types  # fmt: skip
+        assert types["invoice_issued"] > 10 * types["ticket_opened"]
+    else:
+        assert types["contract_signed"] > 0
