@@ -76,10 +76,6 @@ class OracleTables:
     ratio: pd.DataFrame  # RATIO_COLUMNS
     absolute: pd.DataFrame  # ABSOLUTE_COLUMNS
 
-    def of(self, target: OracleTarget) -> pd.DataFrame:
-        """The rows of ``target``."""
-        return self.ratio if target == "margin_ratio" else self.absolute
-
 
 RatioRow = tuple[str, float, float, float, float]
 AbsoluteRow = tuple[str, float, float, float, float, float, float]

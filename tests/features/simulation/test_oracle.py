@@ -81,6 +81,13 @@ def test_the_oracles_actuals_are_the_training_labels_of_every_known_client(
         if kind == "transactional":
             assert gone > 0.3 * len(known)  # zero-inflated
     assert tables.ratio["actual"].notna().all()
+    # A cancelled contract client is predicted 0 without re-draws: its horizon is 0 indeed.
+    contract_ids = {client_id for client_id, *_ in portfolio.clients}
+    cancelled = absolute[absolute["client_id"].isin(contract_ids)
+                         & (absolute["estimate_variance"] == 0)]  # fmt: skip
+    assert (cancelled["prediction"] == 0).all()
+    assert (cancelled["actual"] == 0).all()
+    assert len(cancelled) > 0 or kind == "transactional"
 
 
 def _z(actual: np.ndarray, expected: np.ndarray) -> float:
