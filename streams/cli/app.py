@@ -187,6 +187,9 @@ def simulate(
     start: Annotated[
         datetime, typer.Option(formats=["%Y-%m-%d"], help="first day (UTC)")
     ] = datetime(2024, 1, 1),
+    kind: Annotated[
+        str, typer.Option(help="contract | transactional | mixed (half and half)")
+    ] = "contract",
     out: Annotated[Path | None, typer.Option(help="write the event log here (.parquet)")] = None,
     malformed: Annotated[float, typer.Option(min=0, max=0.5, help="fraction added")] = 0.0,
     duplicates: Annotated[float, typer.Option(min=0, max=0.5, help="fraction re-sent")] = 0.0,
@@ -196,10 +199,14 @@ def simulate(
     rate: Annotated[float, typer.Option(min=0, help="events/s for --to-kafka; 0 = max")] = 0.0,
 ) -> None:
     """Simulate an MSP portfolio: an event log with a known best-possible accuracy."""
+    from features.simulation.portfolio import PORTFOLIO_KINDS
     from streams.cli.simulate import SimulationRequest, run_simulation
 
+    if kind not in PORTFOLIO_KINDS:
+        raise ProfitstreamError(f"--kind {kind!r}: use {', '.join(PORTFOLIO_KINDS)}")
     request = SimulationRequest(
-        clients=clients, months=months, seed=seed, start=start.replace(tzinfo=UTC),
+        clients=clients, months=months, seed=seed, kind=kind,
+        start=start.replace(tzinfo=UTC),
         malformed=malformed, duplicates=duplicates, late=late, oracle_draws=oracle_draws,
         out=out, to_kafka=to_kafka, rate=rate,
     )  # fmt: skip

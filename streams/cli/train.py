@@ -12,7 +12,8 @@ import pandas as pd
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
-from features.simulation.oracle import oracle_expected_r2
+from features.simulation.oracle import HORIZON_PERIODS, oracle_expected_r2
+from features.simulation.periods import PERIOD_DAYS
 from models_store.errors import ModelNotFoundError
 from models_store.registry import open_registry
 from models_store.registry.card import Target, version_key
@@ -104,7 +105,7 @@ def oracle_comparison(oracle_rows: pd.DataFrame) -> OracleComparison:
 def run_training(options: TrainOptions, settings: Settings, console: Console) -> None:
     """Train, print and write the report, and register the bundle unless asked not to."""
     history = read_history(options.events)
-    oracle_file = options.oracle or oracle_rows_path(options.events)
+    oracle_file = options.oracle or oracle_rows_path(options.events, options.target)
     oracle = pd.read_parquet(oracle_file) if oracle_file.is_file() else None
     if options.oracle is not None and oracle is None:
         raise ProfitstreamError(f"no oracle predictions at {options.oracle}")
@@ -123,9 +124,13 @@ def run_training(options: TrainOptions, settings: Settings, console: Console) ->
         seed=options.seed, budget=BUDGETS[options.budget],
         allowed_lateness_s=settings.allowed_lateness_s, until=until,
     )  # fmt: skip
-    # The simulator's oracle predicts the margin ratio: other targets have nothing to compare.
-    ratio = request.target == "margin_ratio"
-    compare = oracle_comparison(oracle) if oracle is not None and ratio else None
+    # The oracle's rows are of its target (its file) and of a 90-day horizon: another
+    # horizon's labels would be compared with the wrong truth.
+    if oracle is not None and request.horizon_days != HORIZON_PERIODS * PERIOD_DAYS:
+        console.print(f"oracle: not compared; it predicts {HORIZON_PERIODS * PERIOD_DAYS} "
+                      f"days, not {request.horizon_days}")  # fmt: skip
+        oracle = None
+    compare = oracle_comparison(oracle) if oracle is not None else None
     columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/"
                "{task.total}"), TimeElapsedColumn())  # fmt: skip
     with Progress(*columns, console=console, transient=True) as bar:
