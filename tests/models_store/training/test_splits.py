@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from models_store.errors import TrainingDataError
 from models_store.training.splits import (
     ROLES,
+    SplitKind,
     SplitPlan,
     SplitRequest,
     client_group,
@@ -44,14 +45,14 @@ def _assert_no_fitting_label_overlaps_a_judged_one(plan: SplitPlan, rows: pd.Dat
     """The invariant of ``training.splits``: for a fitting role before a judged role, no two
     rows' labels (c, c+H] overlap when the split is by time or the client is the same, and
     the fitting one closes by the judged cutoff."""
-    horizon = plan.horizon_s
     rank = {role: position for position, role in enumerate(ROLES)}
     used = rows[rows["role"].notna()]
-    for fit, judged in product(used.itertuples(), used.itertuples()):
-        if rank[fit.role] >= rank[judged.role]:
+    records = list(zip(used["client_id"], used["cutoff"].astype(float), used["role"], strict=True))
+    for (fit_client, fit_cutoff, fit_role), (client, cutoff, role) in product(records, records):
+        if rank[fit_role] >= rank[role]:
             continue
-        if plan.kind == "time" or fit.client_id == judged.client_id:
-            assert fit.cutoff + horizon <= judged.cutoff, (plan, fit, judged)
+        if plan.kind == "time" or fit_client == client:
+            assert fit_cutoff + plan.horizon_s <= cutoff, (plan, fit_client, fit_cutoff, client)
 
 
 @settings(max_examples=150, deadline=None)
@@ -113,11 +114,11 @@ def test_client_split_groups_are_disjoint_and_each_clients_past_is_purged(
     judged = {role: set(rows.loc[rows["role"] == role, "client_id"]) for role in ROLES}
     assert not judged["validation"] & judged["test"]  # no client judged in two groups
     for client in clients:
-        roles = set(rows.loc[rows["client_id"] == client, "role"].dropna())
+        own = set(rows.loc[rows["client_id"] == client, "role"].dropna())
         group = client_group(client)
-        assert roles <= {"train", group}  # a client has its group's role, or trains
+        assert own <= {"train", group}  # a client has its group's role, or trains
         if group != "train":
-            assert group in roles  # every cutoff of the group's judged ones has its row
+            assert group in own  # the group's judged cutoffs have its rows
     _assert_no_fitting_label_overlaps_a_judged_one(plan, rows)
 
 
@@ -163,7 +164,7 @@ def _apply(option: str, request: SplitRequest) -> SplitRequest:
             changes["spec"] = value
         else:
             changes[flag.removeprefix("--").removesuffix("-cutoffs")] = int(value)
-    return SplitRequest(**{**request.__dict__, **changes})  # type: ignore[arg-type]
+    return SplitRequest(**{**request.__dict__, **changes})
 
 
 @settings(max_examples=60, deadline=None)
@@ -187,7 +188,8 @@ def test_a_refusal_states_the_span_needed_and_only_options_that_fit(
         return
     assert f"the history spans {span_days} days (2024-01-01 to " in message
     for named, days in re.findall(r"a (time|client) split needs ([0-9]+) days", message):
-        need, split = int(days), "time" if named == "time" else "clients"
+        need = int(days)
+        split: SplitKind = "time" if named == "time" else "clients"
         assert need > span_days  # and exactly the shortest span that fits:
         assert request.fits(split, START, START + need * DAY)
         assert not request.fits(split, START, START + (need - 1) * DAY)
