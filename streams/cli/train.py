@@ -4,7 +4,6 @@ simulator oracle's comparison when the history has one."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
 from pathlib import Path
 
 import numpy as np
@@ -17,9 +16,10 @@ from features.simulation.periods import PERIOD_DAYS
 from models_store.errors import ModelNotFoundError
 from models_store.registry import open_registry
 from models_store.registry.card import Target, version_key
-from models_store.training.dataset import parse_duration_days
+from models_store.training.cutoffs import parse_duration_days
 from models_store.training.evaluation import regression_metrics
 from models_store.training.report import print_report, write_report
+from models_store.training.splits import SplitChoice
 from models_store.training.train import OracleComparison, TrainingRequest, train
 from models_store.training.tuning import SearchBudget
 from streams.cli.simulate import oracle_rows_path
@@ -42,8 +42,9 @@ class TrainOptions:
     cutoffs: str
     target: Target
     level: float
-    validation_cutoffs: int
-    test_cutoffs: int
+    split: SplitChoice
+    validation_cutoffs: int | None
+    test_cutoffs: int | None
     seed: int
     budget: str
     name: str
@@ -51,7 +52,7 @@ class TrainOptions:
     oracle: Path | None
     report_dir: Path | None
     register: bool
-    until: date | None
+    until: float | None  # epoch seconds: the history's end
 
 
 def read_history(path: Path) -> pd.DataFrame:
@@ -110,19 +111,12 @@ def run_training(options: TrainOptions, settings: Settings, console: Console) ->
     if options.oracle is not None and oracle is None:
         raise ProfitstreamError(f"no oracle predictions at {options.oracle}")
     version = options.version or next_version(settings, options.name)
-    until = (
-        None
-        if options.until is None
-        else datetime(
-            options.until.year, options.until.month, options.until.day, tzinfo=UTC
-        ).timestamp()
-    )
     request = TrainingRequest(
         name=options.name, version=version, horizon_days=parse_duration_days(options.horizon),
         cutoffs=options.cutoffs, target=options.target, level=options.level,
-        validation_cutoffs=options.validation_cutoffs, test_cutoffs=options.test_cutoffs,
-        seed=options.seed, budget=BUDGETS[options.budget],
-        allowed_lateness_s=settings.allowed_lateness_s, until=until,
+        split=options.split, validation_cutoffs=options.validation_cutoffs,
+        test_cutoffs=options.test_cutoffs, seed=options.seed, budget=BUDGETS[options.budget],
+        allowed_lateness_s=settings.allowed_lateness_s, until=options.until,
     )  # fmt: skip
     # The oracle's rows are of its target (its file) and of a 90-day horizon: another
     # horizon's labels would be compared with the wrong truth.
