@@ -62,6 +62,8 @@ def main() -> None:
         history = load_history(pd.read_parquet(args.history))
         horizon = 90 * 86_400.0
         split = purged_split(cutoff_schedule("30d", history, horizon), horizon)
+        if split is None:
+            raise SystemExit("the history is too short for a time split with 3 + 3 cutoffs")
         dataset = build_training_set(history, split.train + split.test, horizon)
     frame = dataset.labelled.merge(hidden_state(args.clients, args.months, args.seed, start),
                                    on=["client_id", "cutoff"])  # fmt: skip

@@ -1,9 +1,9 @@
 """What the worker's HTTP views take from a request, checked at the edge (pure).
 
 Every function here turns hostile input into a reason for a 4xx answer instead of letting
-it reach code that raises: a timestamp ``datetime`` cannot hold, a number XGBoost turns
-into infinity, JSON nested deep enough to exhaust the recursion limit, a header that is
-not ASCII.
+it reach code that raises: a number XGBoost turns into infinity, JSON nested deep enough
+to exhaust the recursion limit, a header that is not ASCII. (``as_of`` in a query is read
+by ``features.as_of``, the product's one as-of rule.)
 """
 
 from __future__ import annotations
@@ -12,18 +12,12 @@ import hmac
 import math
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from features.bounded_json import KIB, error_text, load_bounded, size_text
 from features.definitions import FEATURE_NAMES
 from features.events import IDENTIFIER_PATTERN
 
-# The range of event times the event contract accepts (years 1970 to 2999): features as
-# of any other moment describe no client, and the range stays inside what datetime holds.
-AS_OF_MIN = datetime(1970, 1, 1, tzinfo=UTC).timestamp()
-AS_OF_MAX = datetime(3000, 1, 1, tzinfo=UTC).timestamp() - 1
-AS_OF_RANGE = "between 1970-01-01T00:00:00Z and 2999-12-31T23:59:59Z (epoch 0 to 32503679999)"
 # XGBoost reads features as float32 (±3.4e38; beyond it a value becomes infinite and the
 # booster refuses the row). 1e15 is far inside, and far beyond any real amount or count.
 MAX_FEATURE_MAGNITUDE = 1e15
@@ -33,8 +27,6 @@ MAX_BODY_DEPTH = 8
 MAX_CLIENT_ID_CHARS = 128
 
 _CLIENT_ID = re.compile(IDENTIFIER_PATTERN)
-# Epoch seconds spelled in ASCII: float() alone would also take "nan", "1_0", "١٢".
-_EPOCH = re.compile(r"-?[0-9]+(?:\.[0-9]*)?(?:[eE][+-]?[0-9]+)?")
 _DIGITS = re.compile(r"[0-9]+")
 
 FieldErrors = list[dict[str, Any]]
@@ -46,29 +38,6 @@ class WhatIf:
 
     vector: list[float]
     client_id: str | None
-
-
-def parse_as_of(raw: str) -> float:
-    """``as_of`` from a query string: ISO-8601 with an offset, or epoch seconds, within
-    ``AS_OF_RANGE``; ``ValueError`` with the reason otherwise."""
-    # float() of a long digit string is inf, never an error; the range check refuses it.
-    as_of = float(raw) if _EPOCH.fullmatch(raw) else _iso_epoch(raw)
-    if not AS_OF_MIN <= as_of <= AS_OF_MAX:
-        raise ValueError(f"must be {AS_OF_RANGE}")
-    return as_of
-
-
-def _iso_epoch(raw: str) -> float:
-    shown = repr(raw[:40])
-    try:
-        moment = datetime.fromisoformat(raw.replace("Z", "+00:00"))
-    except ValueError:
-        raise ValueError(
-            f"{shown} is neither epoch seconds nor an ISO-8601 time, e.g. 2025-01-31T00:00:00Z"
-        ) from None
-    if moment.tzinfo is None:
-        raise ValueError("needs a UTC offset, e.g. 2025-01-31T00:00:00Z")
-    return moment.timestamp()  # any year 1 to 9999 and offset: a float, checked after
 
 
 def client_id_error(client_id: str) -> str | None:

@@ -28,6 +28,7 @@ from faust.web import Request, Response, View
 from prometheus_client import generate_latest
 from redis.exceptions import RedisError
 
+from features.as_of import parse_as_of
 from features.definitions import feature_dict
 from features.online_store import OnlineStore
 from models_store.scoring.scorer import Scorer
@@ -37,7 +38,6 @@ from streams.http_input import (
     body_size_error,
     client_id_error,
     declared_size,
-    parse_as_of,
     read_what_if,
 )
 from streams.metrics import publish_health

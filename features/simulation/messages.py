@@ -1,7 +1,8 @@
 """A simulated portfolio as the messages its clients produce, in arrival order.
 
-``expand`` turns one drawn period into events; ``simulated_messages`` adds the bad input
-asked for (malformed, re-sent, late); ``history_frame`` is the event log as written to disk.
+``expand`` turns one drawn period of a contract client into events, ``expand_purchases``
+one of a transactional client; ``simulated_messages`` adds the bad input asked for
+(malformed, re-sent, late); ``history_frame`` is the event log as written to disk.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import pandas as pd
 
 from features.events import encode_event
 from features.simulation.portfolio import PERIOD_S, TIERS, PeriodDraws, Portfolio, Traits, work_logs
+from features.simulation.transactional import ShopperPeriod, ShopperTraits
 from features.windows import DAY_SECONDS
 
 
@@ -32,22 +34,32 @@ class SimulatedMessage:
     injected: str = ""
 
 
+class _Emitter:
+    """Messages of one client's period: numbered event ids, small arrival delays."""
+
+    def __init__(self, client_id: str, period: int, rng: np.random.Generator) -> None:
+        self.client_id = client_id
+        self.period = period
+        self.rng = rng
+        self.counter = iter(range(1_000_000))
+
+    def __call__(
+        self, stream: str, event_type: str, when: float, payload: dict[str, Any]
+    ) -> SimulatedMessage:
+        when = float(math.floor(when))
+        event_id = f"{self.client_id}-p{self.period}-{next(self.counter)}"
+        raw = encode_event(event_type, event_id=event_id, client_id=self.client_id,
+                           event_time=when, payload=payload)  # fmt: skip
+        delay = float(self.rng.exponential(20.0))
+        return SimulatedMessage(stream, self.client_id.encode(), raw, when, when + delay)
+
+
 def expand(
     client_id: str, traits: Traits, draws: PeriodDraws, start: float, rng: np.random.Generator
 ) -> Iterator[SimulatedMessage]:
     """The events of one drawn period, with event times inside it and small arrival delays."""
     base = start + draws.period * PERIOD_S
-    counter = iter(range(1_000_000))
-
-    def message(
-        stream: str, event_type: str, when: float, payload: dict[str, Any]
-    ) -> SimulatedMessage:
-        when = float(math.floor(when))
-        event_id = f"{client_id}-p{draws.period}-{next(counter)}"
-        raw = encode_event(event_type, event_id=event_id, client_id=client_id, event_time=when,
-                           payload=payload)  # fmt: skip
-        delay = float(rng.exponential(20.0))
-        return SimulatedMessage(stream, client_id.encode(), raw, when, when + delay)
+    message = _Emitter(client_id, draws.period, rng)
 
     def at() -> float:
         # Early enough that the time logged 30 minutes later is still in this period.
@@ -121,6 +133,51 @@ def expand(
                       {"contract_id": contract_id, "reason": "dissatisfied"})  # fmt: skip
 
 
+def expand_purchases(
+    client_id: str,
+    traits: ShopperTraits,
+    draws: ShopperPeriod,
+    start: float,
+    rng: np.random.Generator,
+) -> Iterator[SimulatedMessage]:
+    """The events of one transactional period: per purchase an invoice (a one-off, so of
+    the contract's kind ``project``), its payment (at the till, or on terms by a late
+    payer) and the cost of the goods; a return's credit; a ticket with its time logged."""
+    message = _Emitter(client_id, draws.period, rng)
+    period_end = start + (draws.period + 1) * PERIOD_S
+    for number, purchase in enumerate(draws.purchases):
+        when = start + purchase.at_s
+        invoice_id = f"{client_id}-i{draws.period}-{number}"
+        invoice = {"invoice_id": invoice_id, "amount": purchase.amount, "kind": "project"}
+        yield message("billing", "invoice_issued", when, invoice)
+        paid = when + 60 if not traits.late_payer else \
+            when + (14 + purchase.days_late) * DAY_SECONDS  # fmt: skip
+        yield message("billing", "payment_received", paid, {
+            "invoice_id": invoice_id, "amount": purchase.amount,
+            "days_late": purchase.days_late})  # fmt: skip
+        yield message("billing", "cost_incurred", when,
+                      {"amount": purchase.goods_cost, "category": "third_party"})  # fmt: skip
+        if purchase.returned_at_s is not None:
+            yield message("billing", "credit_issued", start + purchase.returned_at_s,
+                          {"amount": purchase.amount, "reason": "return"})  # fmt: skip
+        if purchase.ticket_at_s is not None:
+            opened = start + purchase.ticket_at_s
+            ticket_id = f"{client_id}-t{draws.period}-{number}"
+            category = str(rng.choice(["hardware", "software", "user_request", "other"]))
+            ticket = {"ticket_id": ticket_id, "priority": "low", "category": category}
+            yield message("activity", "ticket_opened", opened, ticket)
+            # Logged in the purchase's period, whose money the oracle counts with it.
+            logged = min(opened + 1800, period_end - 1)
+            yield message("activity", "time_logged", logged, {
+                "technician_id": f"tech-{int(rng.integers(1, 12))}",
+                "hours": purchase.ticket_hours, "billable": False,
+                "labour_cost_rate": traits.cost_rate})  # fmt: skip
+            resolution = purchase.ticket_hours * float(rng.uniform(2, 8))
+            yield message("activity", "ticket_resolved", logged + resolution * 3600, {
+                "ticket_id": ticket_id, "resolution_hours": round(resolution, 2),
+                "sla_met": True})  # fmt: skip
+
+
 def _corrupt(message: SimulatedMessage, rng: np.random.Generator, number: int) -> SimulatedMessage:
     """A broken variant of a message, of one of the kinds the validation rejects."""
     event = json.loads(message.value)
@@ -166,6 +223,11 @@ def simulated_messages(
     for client_id, traits, draws, _ in portfolio.clients:
         for period in draws:
             clean.extend(m for m in expand(client_id, traits, period, portfolio.start, rng)
+                         if m.event_time < end)  # fmt: skip
+    for shopper in portfolio.shoppers:
+        for purchases in shopper.periods:
+            clean.extend(m for m in expand_purchases(shopper.client_id, shopper.traits,
+                                                     purchases, portfolio.start, rng)
                          if m.event_time < end)  # fmt: skip
     extra: list[SimulatedMessage] = []
     result: list[SimulatedMessage] = []

@@ -7,6 +7,9 @@ SLA breaches lower satisfaction, low satisfaction raises the hazard of cancellin
 contracts renew with the current size, projects bring one-off invoices, licences cost
 per endpoint. ``step`` draws a period's totals; ``features.simulation.messages`` turns
 them into events and ``features.simulation.oracle`` judges what can be predicted.
+
+Those are contract clients. A portfolio can hold transactional clients instead, or both
+(``simulate``'s ``kind``; ``features.simulation.transactional``).
 """
 
 from __future__ import annotations
@@ -14,14 +17,17 @@ from __future__ import annotations
 import copy
 import math
 from dataclasses import dataclass, field
+from typing import Literal, get_args
 
 import numpy as np
 
 from features.events import ServiceType
-from features.windows import DAY_SECONDS
+from features.simulation.periods import PERIOD_DAYS as PERIOD_DAYS
+from features.simulation.periods import PERIOD_S as PERIOD_S
+from features.simulation.transactional import Shopper, simulate_shopper
 
-PERIOD_DAYS = 30
-PERIOD_S = PERIOD_DAYS * DAY_SECONDS
+PortfolioKind = Literal["contract", "transactional", "mixed"]
+PORTFOLIO_KINDS: tuple[PortfolioKind, ...] = get_args(PortfolioKind)
 TIERS = {  # price per endpoint and month, included hours per endpoint and month, services
     "essential": (28.0, 0.10, ("helpdesk", "monitoring")),
     "standard": (42.0, 0.16, ("helpdesk", "monitoring", "backup", "security")),
@@ -198,23 +204,46 @@ def step(traits: Traits, dyn: Dynamics, rng: np.random.Generator) -> PeriodDraws
 
 @dataclass(frozen=True)
 class Portfolio:
-    """A simulated portfolio: per client, its traits and its drawn periods."""
+    """A simulated portfolio: per contract client, its traits, drawn periods and the state
+    at the start of each; and the transactional clients (``shoppers``)."""
 
     start: float
     periods: int
     seed: int
     clients: list[tuple[str, Traits, list[PeriodDraws], list[Dynamics]]]
+    shoppers: list[Shopper] = field(default_factory=list)
+    kind: PortfolioKind = "contract"
+
+    @property
+    def size(self) -> int:
+        """Clients of both kinds."""
+        return len(self.clients) + len(self.shoppers)
 
 
-def simulate(clients: int, months: int, seed: int, start: float) -> Portfolio:
-    """Draw ``clients`` clients over ``months`` 30-day periods from ``start`` (epoch s)."""
+def simulate(
+    clients: int, months: int, seed: int, start: float, kind: PortfolioKind = "contract"
+) -> Portfolio:
+    """Draw ``clients`` clients over ``months`` 30-day periods from ``start`` (epoch s).
+
+    ``kind``: contract clients, transactional ones, or ``mixed`` (the first half contract,
+    the rest transactional). The transactional clients draw from their own random stream,
+    so the contract clients of a seed are the same whatever else the portfolio holds.
+    """
+    if kind not in PORTFOLIO_KINDS:
+        raise ValueError(f"portfolio kind {kind!r} is not one of {', '.join(PORTFOLIO_KINDS)}")
+    contracts = {"contract": clients, "transactional": 0, "mixed": clients // 2}[kind]
     rng = np.random.default_rng(seed)
     result = []
-    for index in range(clients):
+    for index in range(contracts):
         traits, dyn = draw_traits(rng)
         states, draws = [], []
         for _ in range(months):
             states.append(copy.copy(dyn))  # the state at the start of each period
             draws.append(step(traits, dyn, rng))
         result.append((f"client-{index:05d}", traits, draws, states))
-    return Portfolio(start=start, periods=months, seed=seed, clients=result)
+    shopper_rng = np.random.default_rng([seed, 1])
+    shoppers = [simulate_shopper(f"client-{index:05d}", months, shopper_rng,
+                                 opening=index == contracts)
+                for index in range(contracts, clients)]  # fmt: skip
+    return Portfolio(start=start, periods=months, seed=seed, clients=result, shoppers=shoppers,
+                     kind=kind)  # fmt: skip

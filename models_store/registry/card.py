@@ -97,6 +97,11 @@ class TrainingData(_Frozen):
     validation_cutoffs: list[datetime]
     test_cutoffs: list[datetime]
     rows: dict[str, int]  # per split
+    # How rows were split (``models_store.training.splits``): "time" (roles by cutoff; every
+    # card written before the client split existed) or "clients" (hashed client groups,
+    # judged at the validation/test cutoffs), and why that kind.
+    split: Literal["time", "clients"] = "time"
+    split_reason: str = ""
 
 
 class IntervalCalibration(_Frozen):

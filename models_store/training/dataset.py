@@ -13,27 +13,29 @@ is rebuilt from its events ≤ t. No event after t can reach a row of cutoff t.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime
 
 import numpy as np
 import pandas as pd
 
+from features.as_of import before_day
 from features.definitions import FEATURE_NAMES, compute_features
-from features.events import Event
+from features.events import MAX_FUTURE, Event
 from features.offline import LoggedMessage, messages_of, parsed_events
 from features.state import DEFAULT_ALLOWED_LATENESS_S, ClientState, apply_event
 from features.windows import DAY_SECONDS
 from models_store.errors import TrainingDataError
 from models_store.labels import ledgers, margin_ratio
 from models_store.registry.card import Target
+from models_store.training.cutoffs import day_text, schedule
 
 Progress = Callable[[str, int, int], None]  # (step, done, total)
-# A cutoff is the start of a UTC day; its features are as of one millisecond before, so
-# every window holds whole days and ends with the day before (the stream's windows end
-# with the day of the latest event), and its label starts right after that instant.
-AS_OF_BEFORE_CUTOFF_S = 0.001
+# The top-level event_time of a message, found without parsing the JSON: the contract's
+# time is a short string (RFC 3339), so 64 characters is plenty.
+_EVENT_TIME_FIELD = re.compile(rb'"event_time"\s*:\s*"([^"]{1,64})"')
 
 
 @dataclass(frozen=True)
@@ -68,12 +70,35 @@ class TrainingSet:
         return frame[(frame["horizon_revenue"] > 0) | (frame["horizon_cost"] > 0)]
 
 
-def parse_duration_days(text: str) -> int:
-    """``90d`` (or ``90``) → 90; anything else is a clear error."""
-    value = text.strip().lower().removesuffix("d")
-    if not value.isdigit() or int(value) <= 0:
-        raise TrainingDataError(f"duration {text!r} is not a number of days such as 90d")
-    return int(value)
+def log_span(
+    frame: pd.DataFrame, until: float | None = None, now: datetime | None = None
+) -> tuple[float, float] | None:
+    """The span [start, end) ``load_history`` would give, bounded cheaply, without
+    validating any event: from the log's ``event_time`` column (epoch seconds) when it has
+    one, else from each message's ``event_time`` field. Invalid messages count too, so the
+    bound is at least the valid events' span (times the parse refuses as too far in the
+    future excepted): a history this bound finds too short is too short, and is refused
+    before the costly parse. None when no message has a readable event time."""
+    if "event_time" in frame.columns and pd.api.types.is_numeric_dtype(frame["event_time"]):
+        times = frame["event_time"].to_numpy(dtype=np.float64)
+        times = times[np.isfinite(times)]
+    else:
+        found = []
+        for value in frame["value"]:
+            match = _EVENT_TIME_FIELD.search(bytes(value))
+            if match is not None:
+                found.append(match.group(1).decode("ascii", "replace"))
+        stamps = pd.to_datetime(pd.Series(found, dtype=object), utc=True, errors="coerce",
+                                format="ISO8601").dropna()  # fmt: skip
+        epoch = pd.Timestamp(0, tz=UTC)
+        times = (stamps - epoch).dt.total_seconds().to_numpy(dtype=np.float64)
+    if not times.size:
+        return None
+    latest_valid = ((now or datetime.now(UTC)) + MAX_FUTURE).timestamp()
+    first, latest = float(times.min()), min(float(times.max()), latest_valid)
+    start = float(np.floor(first / DAY_SECONDS) * DAY_SECONDS)
+    end = float(np.floor(latest / DAY_SECONDS) + 1) * DAY_SECONDS if until is None else until
+    return start, end
 
 
 def load_history(
@@ -110,11 +135,8 @@ def load_history(
 
 
 def cutoff_schedule(spec: str, history: History, horizon_s: float) -> list[float]:
-    """Cutoff times from ``spec``: ``30d`` (every 30 days from the first day), ``monthly``
-    (each first of a calendar month), or explicit ``YYYY-MM-DD,...`` dates (00:00 UTC).
-
-    A cutoff needs history before it and a whole horizon after it (t + H <= end).
-    """
+    """The cutoffs of ``spec`` in the history (``training.cutoffs.schedule``), or a clear
+    error when the horizon leaves none."""
     span_days = (history.end - history.start) / DAY_SECONDS
     if horizon_s >= history.end - history.start:
         raise TrainingDataError(
@@ -122,49 +144,14 @@ def cutoff_schedule(spec: str, history: History, horizon_s: float) -> list[float
             f"{horizon_s / DAY_SECONDS:.0f}-day horizon: no cutoff has both a past and a whole "
             "horizon; pass a shorter --horizon or a longer history"
         )
-    spec = spec.strip().lower()
-    last = history.end - horizon_s
-    if spec == "monthly":
-        cutoffs = []
-        day = datetime.fromtimestamp(history.start, UTC).date().replace(day=1)
-        while True:
-            day = (day + timedelta(days=32)).replace(day=1)
-            t = datetime(day.year, day.month, 1, tzinfo=UTC).timestamp()
-            if t > last:
-                break
-            cutoffs.append(t)
-    elif "," in spec or "-" in spec:
-        cutoffs = []
-        for text in spec.split(","):
-            try:
-                day = date.fromisoformat(text.strip())
-            except ValueError as exc:
-                raise TrainingDataError(
-                    f"cutoff {text.strip()!r} is not a YYYY-MM-DD date"
-                ) from exc
-            t = datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp()
-            if not history.start < t <= last:
-                raise TrainingDataError(
-                    f"cutoff {day} is outside the usable range: the history runs "
-                    f"{_day(history.start)} to {_day(history.end)}, so cutoffs must fall after "
-                    f"{_day(history.start)} and no later than {_day(last)}"
-                )
-            cutoffs.append(t)
-        cutoffs = sorted(set(cutoffs))
-    else:
-        step = parse_duration_days(spec) * DAY_SECONDS
-        cutoffs = list(np.arange(history.start + step, last + 1, step, dtype=np.float64))
-        cutoffs = [float(t) for t in cutoffs if t <= last]
+    cutoffs = schedule(spec, history.start, history.end, horizon_s)
     if not cutoffs:
         raise TrainingDataError(
-            f"no cutoff fits between {_day(history.start)} and {_day(last)} with --cutoffs "
-            f"{spec}; use a denser schedule or a shorter --horizon"
+            f"no cutoff fits between {day_text(history.start)} and "
+            f"{day_text(history.end - horizon_s)} with --cutoffs {spec}; use a denser schedule "
+            "or a shorter --horizon"
         )
     return cutoffs
-
-
-def _day(t: float) -> str:
-    return datetime.fromtimestamp(t, UTC).date().isoformat()
 
 
 def build_training_set(
@@ -176,7 +163,8 @@ def build_training_set(
     progress: Progress | None = None,
 ) -> TrainingSet:
     """Rows of (client, cutoff): ``FEATURE_NAMES`` as of t, the label of (t, t+H], and the
-    persistence baseline: the realised margin of (t−H, t]. t = cutoff − 1 ms."""
+    persistence baseline: the realised margin of (t−H, t]. t = cutoff − 1 ms, the as-of
+    instant of the cutoff's day (``features.as_of``)."""
     positions: dict[str, list[int]] = {}
     for index, event in enumerate(history.events):
         positions.setdefault(event.client_id, []).append(index)
@@ -190,7 +178,10 @@ def build_training_set(
     labels: list[tuple[float, float, float, float]] = []
     previous = -np.inf
     for done, boundary in enumerate(sorted(cutoffs)):
-        cutoff = boundary - AS_OF_BEFORE_CUTOFF_S
+        # A cutoff is the start of a UTC day; its rows are as of the instant before it
+        # (``features.as_of``: whole-day windows ending with the day before), and its label
+        # starts right after that instant.
+        cutoff = before_day(boundary)
         for client in clients:
             client_times = times[client]
             fresh = np.flatnonzero((client_times > previous) & (client_times <= cutoff))

@@ -53,7 +53,7 @@ def print_report(result: TrainingResult, console: Console) -> None:
         f"{card.intervals.test_coverage:.1%}, mean width {card.intervals.test_mean_width:.3f}",
         f"rows: train {data.rows['train']:,}, validation {data.rows['validation']:,}, test "
         f"{data.rows['test']:,}; left out ({EXCLUDED[card.target]}): "
-        f"{data.rows['excluded']:,}",
+        f"{data.rows['excluded']:,}; split: {data.split} ({data.split_reason})",
         f"drivers: {card.explanations['cost_us_per_row_batch']:.0f} µs/row in batches, "
         f"{card.explanations['cost_us_single_row']:.0f} µs for one row",
         f"time: {result.timings['total_s']:.0f} s (features {result.timings['features_s']:.0f} s, "
@@ -143,7 +143,8 @@ table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:4px 10px;t
 td:first-child{{text-align:left}}img{{max-width:100%;display:block;margin:1em 0}}</style>
 </head><body><h1>{html.escape(card.ref)}</h1>
 <p>Target: {card.target} over the next {card.horizon_days} days. Held-out test cutoffs:
-{", ".join(c.date().isoformat() for c in card.training_data.test_cutoffs)}.</p>
+{", ".join(c.date().isoformat() for c in card.training_data.test_cutoffs)}; split:
+{card.training_data.split} ({html.escape(card.training_data.split_reason)}).</p>
 <table><tr><th>model</th><th>R²</th><th>MAE</th><th>RMSE</th><th>bias</th></tr>
 {"".join(rows)}</table>
 <p>{card.intervals.level:.0%} interval coverage on the test rows:

@@ -1,9 +1,10 @@
 """Train, evaluate and package a model from an event history (the `train` command's core).
 
-Steps: parse the log → cutoffs and a purged time split → features and labels per
-(client, cutoff) → tune XGBoost and Random Forest on the validation cutoffs → fit both
-on the training cutoffs → blend weight and interval calibration on validation →
-every figure on the test cutoffs, next to the baselines (and an oracle's figures on the
+Steps: the span, read cheaply (too short a history is refused here) → parse the log →
+cutoffs and a split (by time, or by client group: ``training.splits``) → features and
+labels per (client, cutoff) → tune XGBoost and Random Forest on the validation rows → fit
+both on the training rows → blend weight and interval calibration on validation → every
+figure on the test rows, next to the baselines (and an oracle's figures on the
 same rows when the caller can compute them) → a bundle: artifacts + model card.
 """
 
@@ -44,8 +45,8 @@ from models_store.training.dataset import (
     Progress,
     TrainingSet,
     build_training_set,
-    cutoff_schedule,
     load_history,
+    log_span,
 )
 from models_store.training.evaluation import (
     best_blend_weight,
@@ -53,7 +54,7 @@ from models_store.training.evaluation import (
     persistence_baseline,
     regression_metrics,
 )
-from models_store.training.splits import purged_split
+from models_store.training.splits import SplitChoice, SplitRequest, plan_split, row_roles
 from models_store.training.tiers import prediction_scale_for, risk_tiers_for
 from models_store.training.tuning import SearchBudget, forest_estimator, search, xgboost_estimator
 
@@ -75,8 +76,9 @@ class TrainingRequest:
     cutoffs: str = "30d"
     target: Target = "margin_ratio"
     level: float = 0.9
-    validation_cutoffs: int = 3
-    test_cutoffs: int = 3
+    split: SplitChoice = "auto"
+    validation_cutoffs: int | None = None  # None: chosen (``training.splits``)
+    test_cutoffs: int | None = None
     seed: int = 7
     budget: SearchBudget = field(default_factory=SearchBudget)
     allowed_lateness_s: float = DEFAULT_ALLOWED_LATENESS_S
@@ -97,10 +99,6 @@ class TrainingResult:
     oracle: dict[str, float] | None  # the OracleComparison's figures, when one was given
     timings: dict[str, float]
     excluded: int  # rows without a label to learn (see ``TrainingSet.labelled``)
-
-
-def _split_rows(frame: pd.DataFrame, cutoffs: list[float]) -> pd.DataFrame:
-    return frame[frame["cutoff"].isin(cutoffs)]
 
 
 def _matrix(frame: pd.DataFrame) -> np.ndarray:
@@ -144,23 +142,31 @@ def train(
             progress(name, done, total)
 
     horizon_s = request.horizon_days * 86_400.0
+    wanted = SplitRequest(request.cutoffs, horizon_s, request.split, request.validation_cutoffs,
+                          request.test_cutoffs)  # fmt: skip
+    # The span needs only the first and last event times: a history too short for any
+    # split is refused before the parse, which costs far more.
+    bounds = log_span(events, request.until)
+    if bounds is not None:
+        plan_split(wanted, *bounds)
     history = load_history(events, until=request.until, progress=progress)
-    cutoffs = cutoff_schedule(request.cutoffs, history, horizon_s)
-    split = purged_split(cutoffs, horizon_s, request.validation_cutoffs, request.test_cutoffs)
-    used = split.train + split.validation + split.test
+    split = plan_split(wanted, history.start, history.end)
+    used = split.cutoffs
     dataset: TrainingSet = build_training_set(history, used, horizon_s, request.target,
                                               request.allowed_lateness_s, progress)  # fmt: skip
     timings["features_s"] = time.perf_counter() - began
     labelled = dataset.labelled
     excluded = len(dataset.frame) - len(labelled)
-    train_rows = _split_rows(labelled, split.train)
-    valid_rows = _split_rows(labelled, split.validation)
-    test_rows = _split_rows(labelled, split.test)
+    roles = row_roles(split, labelled["client_id"], labelled["cutoff"])
+    train_rows = labelled[roles == "train"]
+    valid_rows = labelled[roles == "validation"]
+    test_rows = labelled[roles == "test"]
     for role, rows in (("training", train_rows), ("validation", valid_rows), ("test", test_rows)):
         if len(rows) < MIN_TRAINING_ROWS:
             raise TrainingDataError(
-                f"only {len(rows)} labelled {role} rows (need {MIN_TRAINING_ROWS}): the history "
-                "has too few clients with revenue in the horizon"
+                f"only {len(rows)} labelled {role} rows (need {MIN_TRAINING_ROWS}) in the "
+                f"{split.kind} split: the history has too few clients with revenue in the "
+                "horizon; pass more --validation-cutoffs/--test-cutoffs or a denser --cutoffs"
             )
     x_train, y_train = _matrix(train_rows), train_rows["label"].to_numpy()
     x_valid, y_valid = _matrix(valid_rows), valid_rows["label"].to_numpy()
@@ -255,10 +261,11 @@ def train(
     }
     step("explaining (TreeSHAP)", 1)
 
-    fingerprint = hashlib.sha256(json.dumps({
-        "events": history.fingerprint, "cutoffs": used, "horizon_s": horizon_s,
-        "target": request.target, "until": history.end,
-    }, sort_keys=True).encode()).hexdigest()  # fmt: skip
+    described = {"events": history.fingerprint, "cutoffs": used, "horizon_s": horizon_s,
+                 "target": request.target, "until": history.end}  # fmt: skip
+    if split.kind != "time":  # a time split's fingerprint is what it was before splits had kinds
+        described["split"] = split.kind
+    fingerprint = hashlib.sha256(json.dumps(described, sort_keys=True).encode()).hexdigest()
     timings["total_s"] = time.perf_counter() - began
     out_dir.mkdir(parents=True, exist_ok=True)
     bundle = Path(tempfile.mkdtemp(prefix=f"{request.name}-{request.version}-", dir=out_dir))
@@ -285,7 +292,10 @@ def train(
                 "validation": len(valid_rows),
                 "test": len(test_rows),
                 "excluded": excluded,
+                "purged": int(np.sum(pd.isna(roles))),
             },
+            split=split.kind,
+            split_reason=split.reason,
         ),
         hyperparameters={
             "xgboost": xgb_params,
@@ -360,6 +370,10 @@ def describe(result: TrainingResult) -> dict[str, Any]:
         "blend": result.card.blend,
         "hyperparameters": result.card.hyperparameters,
         "rows": result.card.training_data.rows,
+        "split": {
+            "kind": result.card.training_data.split,
+            "reason": result.card.training_data.split_reason,
+        },
         "explanations": result.card.explanations,
         "timings_s": result.timings,
         "coverage_by_cutoff": coverage_by_cutoff(result.test),

@@ -14,7 +14,13 @@ from rich.table import Table
 from models_store.errors import ModelStoreError
 from streams.cli.audit import audit
 from streams.cli.clients import clients_cli
-from streams.cli.context import load_settings, make_console, parse_instant, print_json
+from streams.cli.context import (
+    load_settings,
+    make_console,
+    parse_option_as_of,
+    parse_option_end,
+    print_json,
+)
 from streams.cli.experiment import experiment_cli
 from streams.cli.keys import control_cli
 from streams.cli.models import models_cli
@@ -187,6 +193,9 @@ def simulate(
     start: Annotated[
         datetime, typer.Option(formats=["%Y-%m-%d"], help="first day (UTC)")
     ] = datetime(2024, 1, 1),
+    kind: Annotated[
+        str, typer.Option(help="contract | transactional | mixed (half and half)")
+    ] = "contract",
     out: Annotated[Path | None, typer.Option(help="write the event log here (.parquet)")] = None,
     malformed: Annotated[float, typer.Option(min=0, max=0.5, help="fraction added")] = 0.0,
     duplicates: Annotated[float, typer.Option(min=0, max=0.5, help="fraction re-sent")] = 0.0,
@@ -196,10 +205,14 @@ def simulate(
     rate: Annotated[float, typer.Option(min=0, help="events/s for --to-kafka; 0 = max")] = 0.0,
 ) -> None:
     """Simulate an MSP portfolio: an event log with a known best-possible accuracy."""
+    from features.simulation.portfolio import PORTFOLIO_KINDS
     from streams.cli.simulate import SimulationRequest, run_simulation
 
+    if kind not in PORTFOLIO_KINDS:
+        raise ProfitstreamError(f"--kind {kind!r}: use {', '.join(PORTFOLIO_KINDS)}")
     request = SimulationRequest(
-        clients=clients, months=months, seed=seed, start=start.replace(tzinfo=UTC),
+        clients=clients, months=months, seed=seed, kind=kind,
+        start=start.replace(tzinfo=UTC),
         malformed=malformed, duplicates=duplicates, late=late, oracle_draws=oracle_draws,
         out=out, to_kafka=to_kafka, rate=rate,
     )  # fmt: skip
@@ -216,8 +229,19 @@ def train(
     ] = "30d",
     target: Annotated[str, typer.Option(help="margin_ratio | margin_abs")] = "margin_ratio",
     level: Annotated[float, typer.Option(min=0.5, max=0.99, help="interval level")] = 0.9,
-    validation_cutoffs: Annotated[int, typer.Option(min=1)] = 3,
-    test_cutoffs: Annotated[int, typer.Option(min=1)] = 3,
+    split: Annotated[
+        str,
+        typer.Option(
+            help="auto (time when the history fits it, else clients) | time | clients "
+            "(docs/models.md)"
+        ),
+    ] = "auto",
+    validation_cutoffs: Annotated[
+        int | None, typer.Option(min=1, help="default: up to 3, as the history allows")
+    ] = None,
+    test_cutoffs: Annotated[
+        int | None, typer.Option(min=1, help="default: up to 3, as the history allows")
+    ] = None,
     seed: Annotated[int, typer.Option()] = 7,
     budget: Annotated[str, typer.Option(help="search budget: standard | quick")] = "standard",
     name: Annotated[str, typer.Option(help="model name in the registry")] = "profitability",
@@ -228,7 +252,11 @@ def train(
         Path | None, typer.Option(help="simulator oracle rows (default: beside --events)")
     ] = None,
     until: Annotated[
-        datetime | None, typer.Option(formats=["%Y-%m-%d"], help="history end (UTC day)")
+        str | None,
+        typer.Option(
+            help="history end: a date (the history holds the days before it) or an ISO-8601 "
+            "time with an offset"
+        ),
     ] = None,
     report_dir: Annotated[Path | None, typer.Option(help="default DATA_DIR/reports/NAME-V")] = None,
     register: Annotated[bool, typer.Option(help="register the bundle when done")] = True,
@@ -240,12 +268,14 @@ def train(
         raise ProfitstreamError(f"--target {target!r}: use margin_ratio or margin_abs")
     if budget not in ("standard", "quick"):
         raise ProfitstreamError(f"--budget {budget!r}: use standard or quick")
+    if split not in ("auto", "time", "clients"):
+        raise ProfitstreamError(f"--split {split!r}: use auto, time or clients")
     options = TrainOptions(
         events=events, horizon=horizon, cutoffs=cutoffs, target=target,  # type: ignore[arg-type]
-        level=level, validation_cutoffs=validation_cutoffs, test_cutoffs=test_cutoffs,
-        seed=seed, budget=budget, name=name, version=version, oracle=oracle,
-        report_dir=report_dir, register=register,
-        until=None if until is None else until.date(),
+        level=level, split=split, validation_cutoffs=validation_cutoffs,  # type: ignore[arg-type]
+        test_cutoffs=test_cutoffs, seed=seed, budget=budget, name=name, version=version,
+        oracle=oracle, report_dir=report_dir, register=register,
+        until=None if until is None else parse_option_end(until, "--until"),
     )  # fmt: skip
     run_training(options, load_settings(ctx), err)
 
@@ -284,14 +314,15 @@ def score(
     as_of: Annotated[
         str | None,
         typer.Option(
-            help="for an event log: ISO-8601 time with an offset, e.g. 2025-01-10T12:00:00Z"
+            help="for an event log: a date (everything before that UTC day, as a training "
+            "cutoff) or an ISO-8601 time with an offset, e.g. 2025-01-10T12:00:00Z"
         ),
     ] = None,
 ) -> None:
     """Batch predictions with interval, risk tier and drivers, as the stream would emit them."""
     from streams.cli.score import ScoreRequest, run_scoring
 
-    when = None if as_of is None else parse_instant(as_of, "--as-of")
+    when = None if as_of is None else parse_option_as_of(as_of, "--as-of")
     request = ScoreRequest(source=source, destination=destination, model=model, as_of=when)
     run_scoring(request, load_settings(ctx), err)
 

@@ -14,6 +14,7 @@ import typer
 from pydantic import ValidationError
 from rich.console import Console
 
+from features.as_of import parse_as_of, parse_end
 from streams.errors import ProfitstreamError
 from streams.settings import Settings
 
@@ -61,6 +62,22 @@ def parse_instant(text: str, option: str) -> datetime:
             f"{moment:%Y-%m-%dT%H:%M:%S}Z or {moment:%Y-%m-%dT%H:%M:%S}+00:00"
         )
     return moment.astimezone(UTC)
+
+
+def parse_option_as_of(text: str, option: str) -> float:
+    """An as-of instant by the product's one rule (``features.as_of``), or one clear error."""
+    try:
+        return parse_as_of(text)
+    except ValueError as exc:
+        raise ProfitstreamError(f"{option} {exc}") from None
+
+
+def parse_option_end(text: str, option: str) -> float:
+    """A history end (``features.as_of.parse_end``), or one clear error."""
+    try:
+        return parse_end(text)
+    except ValueError as exc:
+        raise ProfitstreamError(f"{option} {exc}") from None
 
 
 def describe_validation_error(exc: ValidationError) -> str:

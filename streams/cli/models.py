@@ -243,6 +243,7 @@ def card_view(card: ModelCard, aliases: list[str]) -> Group:
             f"{len(data.test_cutoffs)} test; rows "
             + ", ".join(f"{split} {rows:,}" for split, rows in data.rows.items())
         ),
+        "split": data.split + (f" ({data.split_reason})" if data.split_reason else ""),
         "fingerprint": data.fingerprint,
         "blend": ", ".join(f"{part} {weight:.2f}" for part, weight in card.blend.items()),
         "interval": _interval(card),

@@ -25,6 +25,7 @@ import pandas as pd
 from rich.console import Console
 from rich.progress import Progress
 
+from features.as_of import AS_OF_EXAMPLES, parse_as_of
 from features.definitions import FEATURE_NAMES, compute_features
 from features.offline import HISTORY_COLUMNS, messages_of, parsed_events, replay
 from models_store.registry import open_registry
@@ -47,7 +48,7 @@ class ScoreRequest:
     source: Path
     destination: Path
     model: str | None
-    as_of: datetime | None
+    as_of: float | None  # the as-of instant (``features.as_of``)
 
 
 def _read_table(path: Path) -> pd.DataFrame:
@@ -92,14 +93,14 @@ def event_log(table: pd.DataFrame) -> pd.DataFrame:
     return log
 
 
-def _epoch(value: object) -> float:
-    """Epoch seconds from a number or an ISO-8601 text (UTC when it has no offset)."""
+def _epoch(value: object, column: str) -> float:
+    """Epoch seconds from a number or a text by the as-of rule (``features.as_of``)."""
     if isinstance(value, int | float | np.integer | np.floating):
         return float(value)
-    stamp = pd.Timestamp(str(value))
-    if stamp.tzinfo is None:
-        stamp = stamp.tz_localize(UTC)
-    return float(stamp.timestamp())
+    try:
+        return parse_as_of(str(value))
+    except ValueError as exc:
+        raise ProfitstreamError(f"column {column}: {exc}") from None
 
 
 def _optional(row: pd.Series, column: str) -> object | None:
@@ -107,9 +108,10 @@ def _optional(row: pd.Series, column: str) -> object | None:
     return None if value is None or pd.isna(value) else value
 
 
-def rows_from_history(history: pd.DataFrame, as_of: datetime) -> pd.DataFrame:
-    """Feature rows of every client as of ``as_of``, with its latest event as the trigger."""
-    when = as_of.timestamp()
+def rows_from_history(history: pd.DataFrame, as_of: float) -> pd.DataFrame:
+    """Feature rows of every client as of the instant ``as_of`` (``features.as_of``), with
+    its latest event as the trigger: for a date's instant, the training rows of that cutoff."""
+    when = as_of
     states, _ = replay(parsed_events(messages_of(history)), when)
     records = []
     for client in sorted(states):
@@ -170,8 +172,8 @@ def _payload_row(
         str(row["client_id"]),
         score,
         event_id=None if event_id is None else str(event_id),
-        event_time=None if event_time is None else _epoch(event_time),
-        features_as_of=_epoch(as_of),
+        event_time=None if event_time is None else _epoch(event_time, "event_time"),
+        features_as_of=_epoch(as_of, "as_of"),
         scored_at=scored_at,
     )
     return prediction.flat()
@@ -218,13 +220,13 @@ def run_scoring(request: ScoreRequest, settings: Settings, console: Console) -> 
     if set(HISTORY_COLUMNS) <= set(table.columns):
         if request.as_of is None:
             raise ProfitstreamError(
-                f"{request.source} is an event log: pass --as-of, an ISO-8601 time with an "
-                "offset such as 2025-01-10T12:00:00Z"
+                f"{request.source} is an event log: pass --as-of, e.g. {AS_OF_EXAMPLES}"
             )
         rows = rows_from_history(event_log(table), request.as_of)
         if rows.empty:
             raise ProfitstreamError(
-                f"{request.source} has no valid event at or before {request.as_of.isoformat()}; "
+                f"{request.source} has no valid event at or before "
+                f"{datetime.fromtimestamp(request.as_of, UTC).isoformat()}; "
                 "pass a later --as-of"
             )
     else:

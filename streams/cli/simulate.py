@@ -7,15 +7,21 @@ import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
-import pandas as pd
 from rich.console import Console
 from rich.progress import Progress
 
 from features.offline import LoggedMessage
 from features.simulation.messages import history_frame, simulated_messages
-from features.simulation.oracle import HORIZON_PERIODS, oracle_rows, oracle_summary
-from features.simulation.portfolio import Portfolio, simulate
+from features.simulation.oracle import (
+    HORIZON_PERIODS,
+    OracleTables,
+    OracleTarget,
+    oracle_summary,
+    oracle_tables,
+)
+from features.simulation.portfolio import Portfolio, PortfolioKind, simulate
 from streams.cli.endpoints import kafka_bootstrap
 from streams.errors import ProfitstreamError
 from streams.kafka.preflight import check_kafka
@@ -30,6 +36,7 @@ class SimulationRequest:
     clients: int
     months: int
     seed: int
+    kind: PortfolioKind
     start: datetime
     malformed: float
     duplicates: float
@@ -45,9 +52,11 @@ def oracle_path(history: Path) -> Path:
     return history.with_name(history.stem + ".oracle.json")
 
 
-def oracle_rows_path(history: Path) -> Path:
-    """Where the oracle's per-(client, cutoff) predictions are written (read by `train`)."""
-    return history.with_name(history.stem + ".oracle.parquet")
+def oracle_rows_path(history: Path, target: OracleTarget = "margin_ratio") -> Path:
+    """Where the oracle's per-(client, cutoff) predictions of ``target`` are written (read
+    by `train`): ``NAME.oracle.parquet`` for the ratio, ``NAME.oracle.margin_abs.parquet``."""
+    suffix = "" if target == "margin_ratio" else f".{target}"
+    return history.with_name(f"{history.stem}.oracle{suffix}.parquet")
 
 
 def run_simulation(request: SimulationRequest, settings: Settings, console: Console) -> None:
@@ -62,23 +71,28 @@ def run_simulation(request: SimulationRequest, settings: Settings, console: Cons
     with Progress(console=console, transient=True) as progress:
         task = progress.add_task("drawing the portfolio", total=None)
         portfolio = simulate(request.clients, request.months, request.seed,
-                             request.start.timestamp())  # fmt: skip
+                             request.start.timestamp(), request.kind)  # fmt: skip
         progress.update(task, description="writing events")
         messages = simulated_messages(portfolio, malformed=request.malformed,
                                       duplicate=request.duplicates, late=request.late)  # fmt: skip
         progress.remove_task(task)
-    console.print(f"{len(messages):,} messages for {request.clients} clients "
+    console.print(f"{len(messages):,} messages for {request.clients} {request.kind} clients "
                   f"over {request.months} periods of 30 days")  # fmt: skip
     if request.out is not None:
         history_frame(messages).to_parquet(request.out, index=False)
         console.print(f"event log: {request.out}")
         if request.oracle_draws > 0 and request.months > HORIZON_PERIODS:
-            rows, figures = _oracle(portfolio, request, console)
-            rows.to_parquet(oracle_rows_path(request.out), index=False)
+            tables, figures = _oracle(portfolio, request, console)
+            tables.ratio.to_parquet(oracle_rows_path(request.out), index=False)
+            tables.absolute.to_parquet(oracle_rows_path(request.out, "margin_abs"), index=False)
             oracle_path(request.out).write_text(json.dumps(figures, indent=2))
             r2, mae = figures["oracle_expected_r2"], figures["oracle_mae"]
+            money = figures["margin_abs"]
             console.print(
-                f"oracle expected R² {r2:.3f} (MAE {mae:.3f}): {oracle_path(request.out)}"
+                f"oracle expected R² {r2:.3f} (MAE {mae:.3f}) of the margin ratio, "
+                f"{money['oracle_expected_r2']:.3f} (MAE {money['oracle_mae']:,.0f}) of the "
+                f"margin; {money['no_revenue_share']:.0%} of (client, cutoff) pairs have no "
+                f"revenue in the horizon: {oracle_path(request.out)}"
             )
     if request.to_kafka:
         logged = [LoggedMessage(m.stream, m.key, m.value) for m in messages]  # type: ignore[arg-type]
@@ -88,13 +102,13 @@ def run_simulation(request: SimulationRequest, settings: Settings, console: Cons
 
 def _oracle(
     portfolio: Portfolio, request: SimulationRequest, console: Console
-) -> tuple[pd.DataFrame, dict[str, object]]:
+) -> tuple[OracleTables, dict[str, Any]]:
     with Progress(console=console, transient=True) as progress:
-        task = progress.add_task("oracle: re-drawing every horizon", total=len(portfolio.clients))
-        rows = oracle_rows(portfolio, request.oracle_draws,
-                           progress=lambda n: progress.advance(task, n))  # fmt: skip
-    return rows, {
-        **oracle_summary(rows, request.oracle_draws),
+        task = progress.add_task("oracle: re-drawing every horizon", total=portfolio.size)
+        tables = oracle_tables(portfolio, request.oracle_draws,
+                               progress=lambda n: progress.advance(task, n))  # fmt: skip
+    return tables, {
+        **oracle_summary(tables.ratio, request.oracle_draws),
         "clients": request.clients,
         "months": request.months,
         "seed": request.seed,
@@ -104,4 +118,6 @@ def _oracle(
             "duplicates": request.duplicates,
             "late": request.late,
         },
+        "kind": request.kind,
+        "margin_abs": oracle_summary(tables.absolute, request.oracle_draws, "margin_abs"),
     }

@@ -4,7 +4,6 @@ simulator oracle's comparison when the history has one."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
 from pathlib import Path
 
 import numpy as np
@@ -12,13 +11,15 @@ import pandas as pd
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
-from features.simulation.oracle import oracle_expected_r2
+from features.simulation.oracle import HORIZON_PERIODS, oracle_expected_r2
+from features.simulation.periods import PERIOD_DAYS
 from models_store.errors import ModelNotFoundError
 from models_store.registry import open_registry
 from models_store.registry.card import Target, version_key
-from models_store.training.dataset import parse_duration_days
+from models_store.training.cutoffs import parse_duration_days
 from models_store.training.evaluation import regression_metrics
 from models_store.training.report import print_report, write_report
+from models_store.training.splits import SplitChoice
 from models_store.training.train import OracleComparison, TrainingRequest, train
 from models_store.training.tuning import SearchBudget
 from streams.cli.simulate import oracle_rows_path
@@ -41,8 +42,9 @@ class TrainOptions:
     cutoffs: str
     target: Target
     level: float
-    validation_cutoffs: int
-    test_cutoffs: int
+    split: SplitChoice
+    validation_cutoffs: int | None
+    test_cutoffs: int | None
     seed: int
     budget: str
     name: str
@@ -50,7 +52,7 @@ class TrainOptions:
     oracle: Path | None
     report_dir: Path | None
     register: bool
-    until: date | None
+    until: float | None  # epoch seconds: the history's end
 
 
 def read_history(path: Path) -> pd.DataFrame:
@@ -104,28 +106,25 @@ def oracle_comparison(oracle_rows: pd.DataFrame) -> OracleComparison:
 def run_training(options: TrainOptions, settings: Settings, console: Console) -> None:
     """Train, print and write the report, and register the bundle unless asked not to."""
     history = read_history(options.events)
-    oracle_file = options.oracle or oracle_rows_path(options.events)
+    oracle_file = options.oracle or oracle_rows_path(options.events, options.target)
     oracle = pd.read_parquet(oracle_file) if oracle_file.is_file() else None
     if options.oracle is not None and oracle is None:
         raise ProfitstreamError(f"no oracle predictions at {options.oracle}")
     version = options.version or next_version(settings, options.name)
-    until = (
-        None
-        if options.until is None
-        else datetime(
-            options.until.year, options.until.month, options.until.day, tzinfo=UTC
-        ).timestamp()
-    )
     request = TrainingRequest(
         name=options.name, version=version, horizon_days=parse_duration_days(options.horizon),
         cutoffs=options.cutoffs, target=options.target, level=options.level,
-        validation_cutoffs=options.validation_cutoffs, test_cutoffs=options.test_cutoffs,
-        seed=options.seed, budget=BUDGETS[options.budget],
-        allowed_lateness_s=settings.allowed_lateness_s, until=until,
+        split=options.split, validation_cutoffs=options.validation_cutoffs,
+        test_cutoffs=options.test_cutoffs, seed=options.seed, budget=BUDGETS[options.budget],
+        allowed_lateness_s=settings.allowed_lateness_s, until=options.until,
     )  # fmt: skip
-    # The simulator's oracle predicts the margin ratio: other targets have nothing to compare.
-    ratio = request.target == "margin_ratio"
-    compare = oracle_comparison(oracle) if oracle is not None and ratio else None
+    # The oracle's rows are of its target (its file) and of a 90-day horizon: another
+    # horizon's labels would be compared with the wrong truth.
+    if oracle is not None and request.horizon_days != HORIZON_PERIODS * PERIOD_DAYS:
+        console.print(f"oracle: not compared; it predicts {HORIZON_PERIODS * PERIOD_DAYS} "
+                      f"days, not {request.horizon_days}")  # fmt: skip
+        oracle = None
+    compare = oracle_comparison(oracle) if oracle is not None else None
     columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/"
                "{task.total}"), TimeElapsedColumn())  # fmt: skip
     with Progress(*columns, console=console, transient=True) as bar:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import math
-from datetime import UTC, datetime
 
 import numpy as np
 import pytest
@@ -14,7 +13,6 @@ from hypothesis import strategies as st
 
 from features.definitions import FEATURE_NAMES
 from streams.http_input import (
-    AS_OF_MAX,
     MAX_BODY_BYTES,
     MAX_FEATURE_MAGNITUDE,
     WhatIf,
@@ -22,7 +20,6 @@ from streams.http_input import (
     body_size_error,
     client_id_error,
     declared_size,
-    parse_as_of,
     read_what_if,
 )
 
@@ -39,34 +36,6 @@ def _features(value: object) -> bytes:
 def _messages(result: WhatIf | list[dict[str, object]]) -> set[object]:
     assert isinstance(result, list), result
     return {error["msg"] for error in result}
-
-
-# The 9 probes of issue 13 finding 5, at the edge (the live worker: test_http_fuzz.py).
-@pytest.mark.parametrize("raw", ["1e308", "1e12", "-1", "1" * 400, "0001-01-01T00:00:00Z"])
-def test_as_of_outside_the_range_of_event_times_is_refused(raw: str) -> None:
-    with pytest.raises(ValueError, match="between 1970-01-01T00:00:00Z and 2999-12-31"):
-        parse_as_of(raw)
-
-
-@pytest.mark.parametrize("raw", ["nan", "inf", "-inf", "Infinity", "1_000", "١٢٣", " 12"])
-def test_as_of_is_no_number_python_reads_loosely(raw: str) -> None:
-    with pytest.raises(ValueError, match="is neither epoch seconds nor an ISO-8601 time"):
-        parse_as_of(raw)
-
-
-def test_as_of_takes_epoch_seconds_and_iso_times_with_an_offset() -> None:
-    assert parse_as_of("1735603200") == 1735603200.0
-    assert parse_as_of("1.7356032e9") == 1735603200.0
-    assert parse_as_of("2024-12-31T00:00:00Z") == 1735603200.0
-    assert parse_as_of("2024-12-31T02:00:00+02:00") == 1735603200.0
-    assert parse_as_of("2999-12-31T23:59:59Z") == AS_OF_MAX
-    with pytest.raises(ValueError, match="needs a UTC offset"):
-        parse_as_of("2024-12-31T00:00:00")
-    for garbage in ("0x10", "2025-02-30T00:00:00Z"):
-        with pytest.raises(ValueError, match="neither epoch seconds nor an ISO-8601 time"):
-            parse_as_of(garbage)
-    with pytest.raises(ValueError, match="must be between"):
-        parse_as_of("9999-12-31T23:59:59-23:59")
 
 
 @pytest.mark.parametrize("value", [1e308, -1e308, 3.5e38, MAX_FEATURE_MAGNITUDE * 1.01])
@@ -108,17 +77,6 @@ def test_a_non_ascii_authorization_header_is_refused() -> None:
     # How aiohttp hands over the bytes b"Bearer \xff\xfe" and b"Bearer \xc3\xa9".
     for header in ("Bearer \udcff\udcfe", "Bearer é"):
         assert bearer_error(header, EXPECTED) == "malformed Authorization header: not ASCII"
-
-
-@_NO_DEADLINE
-@given(st.one_of(_ANY_TEXT, st.floats().map(repr), st.integers().map(str),
-                 st.datetimes(timezones=st.timezones()).map(datetime.isoformat)))  # fmt: skip
-def test_as_of_is_a_time_datetime_holds_or_a_value_error(raw: str) -> None:
-    try:
-        as_of = parse_as_of(raw)
-    except ValueError:
-        return
-    assert datetime.fromtimestamp(as_of, UTC).year < 3000
 
 
 _VALUES = st.one_of(

@@ -6,9 +6,14 @@ import json
 from collections import Counter
 from datetime import UTC, datetime
 
+import numpy as np
+import pytest
+
+from features.events import parse_event
 from features.offline import LoggedMessage, parsed_events, replay
-from features.simulation.messages import simulated_messages
-from features.simulation.portfolio import simulate
+from features.simulation.messages import expand_purchases, simulated_messages
+from features.simulation.portfolio import PERIOD_S, PORTFOLIO_KINDS, PortfolioKind, simulate
+from features.simulation.transactional import Purchase, ShopperPeriod, draw_shopper_traits
 from features.state import ApplyResult
 
 START = datetime(2024, 1, 1, tzinfo=UTC).timestamp()
@@ -40,3 +45,35 @@ def test_every_event_type_occurs() -> None:
     messages = simulated_messages(portfolio)
     types = {json.loads(m.value)["type"] for m in messages}
     assert len(types) >= 12, types
+
+
+@pytest.mark.parametrize("kind", PORTFOLIO_KINDS)
+def test_every_message_of_every_kind_passes_the_event_contract(kind: PortfolioKind) -> None:
+    messages = simulated_messages(simulate(60, 9, seed=6, start=START, kind=kind))
+    for m in messages:
+        parse_event(m.value, m.stream, key=m.key)  # type: ignore[arg-type]
+    types = Counter(json.loads(m.value)["type"] for m in messages)
+    if kind == "transactional":
+        # Purchases only: no contract, no endpoints, no surveys; some returns and tickets.
+        assert set(types) == {"invoice_issued", "payment_received", "cost_incurred",
+                              "credit_issued", "ticket_opened", "time_logged",
+                              "ticket_resolved"}, types  # fmt: skip
+        assert types["invoice_issued"] > 10 * types["ticket_opened"]
+    else:
+        assert types["contract_signed"] > 0
+
+
+def test_a_purchase_at_the_end_of_a_period_keeps_its_money_in_it() -> None:
+    """The oracle counts a purchase's money in its period; so must the events' times."""
+    rng = np.random.default_rng(1)
+    traits = draw_shopper_traits(rng, 12 * PERIOD_S)
+    last = 3 * PERIOD_S - 10
+    purchase = Purchase(last, 80.0, 48.0, last, last, 0.75, 0)
+    messages = list(expand_purchases("client-1", traits, ShopperPeriod(2, [purchase],
+                                     traits.cost_rate), START, rng))  # fmt: skip
+    money = {"invoice_issued", "cost_incurred", "credit_issued", "time_logged"}
+    events = [json.loads(m.value) for m in messages]
+    assert {e["type"] for e in events} >= money
+    for m, event in zip(messages, events, strict=True):
+        if event["type"] in money:
+            assert START + 2 * PERIOD_S <= m.event_time < START + 3 * PERIOD_S, event

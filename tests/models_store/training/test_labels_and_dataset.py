@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from features.as_of import before_day
 from features.definitions import FEATURE_NAMES
 from features.offline import build_features
 from features.simulation.messages import history_frame, simulated_messages
@@ -16,13 +17,13 @@ from features.simulation.oracle import HORIZON_PERIODS, horizon_margin
 from features.simulation.portfolio import PERIOD_S, simulate
 from models_store.errors import TrainingDataError
 from models_store.labels import margin_ratio
+from models_store.training.cutoffs import parse_duration_days
 from models_store.training.dataset import (
-    AS_OF_BEFORE_CUTOFF_S,
     build_training_set,
     cutoff_schedule,
     load_history,
-    parse_duration_days,
 )
+from models_store.training.splits import client_group, client_split, row_roles, time_split
 
 START = datetime(2024, 1, 1, tzinfo=UTC).timestamp()
 HORIZON_S = HORIZON_PERIODS * PERIOD_S
@@ -78,7 +79,7 @@ def test_features_at_each_cutoff_are_the_offline_builders_with_late_and_duplicat
     cutoffs, frame = training_rows
     for cutoff in cutoffs:
         mine = frame[frame["cutoff"] == cutoff].set_index("client_id")[list(FEATURE_NAMES)]
-        offline = build_features(log, cutoff - AS_OF_BEFORE_CUTOFF_S)
+        offline = build_features(log, before_day(cutoff))
         pd.testing.assert_frame_equal(offline, mine, check_exact=True, check_names=False)
 
 
@@ -93,7 +94,7 @@ def test_no_feature_uses_an_event_after_its_cutoff(
     cutoffs, full = training_rows
     rng = np.random.default_rng(0)
     for cutoff in (cutoffs[0], cutoffs[len(cutoffs) // 2]):
-        as_of = cutoff - AS_OF_BEFORE_CUTOFF_S
+        as_of = before_day(cutoff)
         before = log[log["event_time"] <= as_of]
         after = log[log["event_time"] > as_of].copy()
         # A different future: same messages, arrival order scrambled, half of them dropped.
@@ -145,3 +146,40 @@ def test_an_empty_or_all_invalid_history_is_one_clear_error() -> None:
     )
     with pytest.raises(TrainingDataError, match="no valid events"):
         load_history(garbage)
+
+
+@pytest.mark.parametrize("kind", ["time", "clients"])
+def test_what_fits_does_not_change_when_the_outcomes_it_is_judged_by_are_dropped(
+    kind: str,
+    portfolio_and_log: tuple[object, pd.DataFrame],
+    training_rows: tuple[list[float], pd.DataFrame],
+) -> None:
+    """Each split's fitting rows (features and labels) are identical when every event a
+    judged row's label could hold is removed: after the first validation cutoff for the
+    training rows of a time split (after the first test cutoff for its validation rows);
+    for a client split, each validation or test client's events after its group's first
+    judged cutoff. So no judged outcome reaches what the models learn from."""
+    _, log = portfolio_and_log
+    history = load_history(log)
+    cutoffs, full = training_rows
+    plan = (time_split if kind == "time" else client_split)(cutoffs, HORIZON_S, None, None)
+    assert plan is not None
+    roles = row_roles(plan, full["client_id"], full["cutoff"])
+    clients = pd.Series([key.decode() for key in log["key"]], index=log.index)
+    groups = clients.map(client_group)
+    checks = [("train", plan.validation[0]), ("validation", plan.test[0])]
+    for role, judged_from in checks if kind == "time" else checks[:1]:
+        if kind == "time":
+            future = log["event_time"] > before_day(judged_from)
+        else:  # each judged group's own future, from its first judged cutoff on
+            after = log["event_time"].to_numpy()
+            future = (groups == "validation") & (after > before_day(plan.validation[0]))
+            future |= (groups == "test") & (after > before_day(plan.test[0]))
+        assert future.any()
+        other = build_training_set(load_history(log[~future], until=history.end),
+                                   plan.cutoffs, HORIZON_S).frame  # fmt: skip
+        columns = ["client_id", "cutoff", *FEATURE_NAMES, "label", "persistence"]
+        fitting = full[roles == role][columns].reset_index(drop=True)
+        again = other.merge(fitting[["client_id", "cutoff"]], on=["client_id", "cutoff"])
+        assert len(fitting) > 20
+        pd.testing.assert_frame_equal(fitting, again[columns], check_exact=True)

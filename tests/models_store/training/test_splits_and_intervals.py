@@ -1,4 +1,4 @@
-"""Purged time splits, conformal intervals and metrics (pure, with hypothesis)."""
+"""Conformal intervals and metrics (pure, with hypothesis); the splits: test_splits.py."""
 
 from __future__ import annotations
 
@@ -7,45 +7,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from models_store.errors import TrainingDataError
 from models_store.model.conformal import conformal_quantile, coverage, interval, scores
 from models_store.training.evaluation import (
     best_blend_weight,
     persistence_baseline,
     regression_metrics,
 )
-from models_store.training.splits import purged_split
 
 DAY = 86_400.0
-
-
-@given(
-    count=st.integers(min_value=1, max_value=40),
-    step_days=st.sampled_from([7, 30, 31]),
-    horizon_days=st.sampled_from([30, 60, 90, 180]),
-    validation=st.integers(min_value=1, max_value=4),
-    test=st.integers(min_value=1, max_value=4),
-)
-def test_no_training_label_overlaps_a_later_split(
-    count: int, step_days: int, horizon_days: int, validation: int, test: int
-) -> None:
-    cutoffs = [i * step_days * DAY for i in range(count)]
-    horizon = horizon_days * DAY
-    try:
-        split = purged_split(cutoffs, horizon, validation, test)
-    except TrainingDataError:
-        return
-    assert split.train
-    assert len(split.validation) == validation
-    assert len(split.test) == test
-    assert max(split.train) + horizon <= min(split.validation)
-    assert max(split.validation) + horizon <= min(split.test)
-    assert split.test == cutoffs[-test:]
-
-
-def test_too_few_cutoffs_say_what_to_change() -> None:
-    with pytest.raises(TrainingDataError, match="too few for a purged split"):
-        purged_split([i * 30 * DAY for i in range(6)], 90 * DAY)
 
 
 @settings(max_examples=40, deadline=None)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+import re
 import shutil
 from datetime import UTC, datetime
 from pathlib import Path
@@ -158,16 +159,28 @@ def test_the_report_has_json_html_and_plots(trained: TrainingResult, tmp_path: P
     assert "persistence" in page
 
 
-def test_too_short_a_history_is_one_clear_error(
+def test_too_short_a_history_is_refused_before_it_is_parsed_with_an_option_that_fits(
     simulated: tuple[pd.DataFrame, pd.DataFrame], tmp_path: Path
 ) -> None:
     log = simulated[0]
     short = log[log["event_time"] < START + 200 * 86_400]
-    with pytest.raises(TrainingDataError, match="too few for a purged split"):
-        train(short, _request(), tmp_path)
-    with pytest.raises(TrainingDataError, match="shorter --horizon"):
+    steps: list[str] = []
+    with pytest.raises(TrainingDataError) as refused:
+        train(short, _request(split="time"), tmp_path,
+              lambda step, done, total: steps.append(step))  # fmt: skip
+    message = str(refused.value)
+    assert message.startswith("the history spans 200 days (2024-01-01 to 2024-07-19), too "
+                              "short for a 90-day horizon")  # fmt: skip
+    assert "a time split needs" in message
+    assert "parsing events" not in steps  # the span alone decided: no event was parsed
+    with pytest.raises(TrainingDataError, match="900-day horizon"):
         train(log, _request(horizon_days=900), tmp_path)
     assert not any(tmp_path.iterdir())  # nothing half-written
+    horizon = re.search(r"--horizon ([0-9]+)d", message)
+    assert horizon is not None
+    result = train(short, _request(split="time", horizon_days=int(horizon.group(1))), tmp_path)
+    assert result.card.training_data.split == "time"
+    assert result.card.horizon_days == int(horizon.group(1))
 
 
 def test_the_absolute_margin_target_keeps_clients_without_revenue(

@@ -166,6 +166,27 @@ def test_simulate_writes_the_log_and_the_oracle_beside_it(tmp_path: Path) -> Non
     assert figures["injected"]["malformed"] == 0.02
 
 
+def test_simulate_a_transactional_portfolio_with_the_oracle_of_its_margin(tmp_path: Path) -> None:
+    out = tmp_path / "shop.parquet"
+    result = run_cli("simulate", "--clients", "200", "--months", "9", "--kind", "transactional",
+                     "--out", str(out), "--oracle-draws", "2")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "200 transactional clients" in result.stderr
+    figures = json.loads((tmp_path / "shop.oracle.json").read_text())
+    assert figures["kind"] == "transactional"
+    assert figures["margin_abs"]["no_revenue_share"] > 0.4
+    rows = pd.read_parquet(tmp_path / "shop.oracle.margin_abs.parquet")
+    assert len(rows) == figures["margin_abs"]["pairs"]
+    assert set(pd.read_parquet(tmp_path / "shop.oracle.parquet")["client_id"]) <= set(
+        rows["client_id"]
+    )
+    assert_one_line_error(
+        run_cli("simulate", "--clients", "2", "--kind", "retail", "--out", str(out)),
+        "--kind 'retail'",
+        "contract, transactional, mixed",
+    )
+
+
 def test_simulate_with_nothing_to_do_or_a_missing_directory(tmp_path: Path) -> None:
     assert_one_line_error(run_cli("simulate", "--clients", "2"), "nothing to do", "--out")
     missing = tmp_path / "nope" / "history.parquet"

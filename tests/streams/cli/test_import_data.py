@@ -64,7 +64,7 @@ def test_the_msp_example_imports_and_score_reads_it_as_parquet_or_csv(tmp_path: 
         ("invoices", 9, "invalid"), ("tickets", 6, "invalid"), ("surveys", 3, "invalid")
     ]  # fmt: skip
     assert "kind" in report[0]["detail"]
-    as_of = datetime(2025, 4, 1, tzinfo=UTC)
+    as_of = datetime(2025, 4, 1, tzinfo=UTC).timestamp()
     expected = rows_from_history(log, as_of)
     assert list(expected["client_id"]) == ["acme", "bolt"]
     # The same log as CSV (key and value as pandas writes bytes) is read by score the same.

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from features.as_of import day_start, parse_as_of
 from features.definitions import FEATURE_NAMES
 from features.offline import build_features
 from features.simulation.messages import history_frame, simulated_messages
@@ -17,8 +18,10 @@ from features.simulation.portfolio import simulate
 from models_store.registry import open_registry
 from models_store.scoring.prediction import FLAT_COLUMNS
 from models_store.scoring.scorer import Scorer
+from models_store.training.dataset import build_training_set, load_history
 from models_store.training.train import TrainingRequest, train
 from models_store.training.tuning import SearchBudget
+from streams.cli.score import rows_from_history
 from tests.services.cli import assert_one_line_error, run_cli
 
 START = datetime(2024, 1, 1, tzinfo=UTC).timestamp()
@@ -67,6 +70,13 @@ def test_feature_rows_and_the_event_log_give_the_same_predictions(
     np.testing.assert_allclose(again["predicted_margin"], predicted["predicted_margin"],
                                rtol=1e-9, atol=1e-12)  # fmt: skip
     assert list(again["risk_tier"]) == list(predicted["risk_tier"])
+    # The same instant with another offset: the same predictions.
+    east = tmp_path / "east.parquet"
+    result = run_cli("score", "--in", str(root / "history.parquet"), "--as-of",
+                     "2025-01-10T14:00:00+02:00", "--out", str(east), env=env)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    pd.testing.assert_series_equal(pd.read_parquet(east)["predicted_margin"],
+                                   predicted["predicted_margin"])  # fmt: skip
 
     scorer = Scorer.from_registry(open_registry(env["PROFITSTREAM_MODEL_REGISTRY"]),
                                   "profitability@1.0.0", tmp_path / "cache")  # fmt: skip
@@ -123,3 +133,20 @@ def test_features_outside_the_training_range_get_a_warning_line(
         result.stderr
     )
     assert "tenure_days (100%)" in result.stderr
+
+
+def test_as_of_a_date_gives_the_training_rows_of_that_cutoff() -> None:
+    """The as-of rule (``features.as_of``): `score --as-of D` on an event log computes, for
+    every client, exactly the features of the training rows at cutoff D; 00:00 of D is a
+    later instant (its windows end with day D itself, its ages are 1 ms older)."""
+    log = history_frame(simulated_messages(simulate(40, 8, seed=4, start=START), late=0.05,
+                                           duplicate=0.02))  # fmt: skip
+    cutoff = day_start(date(2024, 5, 1))
+    training = build_training_set(load_history(log), [cutoff], 90 * 86_400.0).frame
+    expected = training.set_index("client_id")[list(FEATURE_NAMES)]
+    for spelling in ("2024-05-01", "2024-04-30T23:59:59.999Z", "2024-05-01T01:59:59.999+02:00"):
+        scored = rows_from_history(log, parse_as_of(spelling)).set_index("client_id")
+        assert len(scored) == 40
+        pd.testing.assert_frame_equal(scored[list(FEATURE_NAMES)], expected, check_exact=True)
+    midnight = rows_from_history(log, parse_as_of("2024-05-01T00:00:00Z")).set_index("client_id")
+    assert not midnight[list(FEATURE_NAMES)].equals(expected)
