@@ -14,18 +14,19 @@ Both are fitted by maximum likelihood (closed-form likelihoods, scipy) on every 
 with a purchase at or before t, once per cutoff. Measured against pymc-marketing's
 ``BetaGeoModel`` / ``GammaGammaModel`` (MAP with flat priors, the same likelihoods):
 same parameters and predictions (the test compares them). pymc-marketing itself is not
-used here: it compiles its graphs with a C++ compiler at run time (about 50 s the first
-time; 230 s per fit of 20,000 clients without g++) and pins numba.
+used here: it compiles its graphs with a C++ compiler at run time (about 60 s the first
+time; 230 s per fit of 20,000 clients without g++, where this takes 2 s) and pins numba.
 
 Rules the report relies on:
 
 - Point in time: only events with ``event_time <= t`` are read (duplicates of an
-  ``event_id`` count once, the copy with the earliest event time).
+  ``event_id`` count once, the copy with the earliest event time); for a training row
+  of cutoff c, t = c − ``AS_OF_BEFORE_CUTOFF_S`` as for its features.
 - A client with events but no purchase at or before t is a new buyer: the model's
   expectation for a new client whose first purchase opens the horizon,
   E[spend] · (1 + E[X_new(H)]).
 - ``margin_abs``: predicted revenue × the client's own margin ratio over its history to
-  t ((revenue − cost) / revenue), or the portfolio's pooled ratio when the client has
+  t ((revenue − cost) / revenue), or the pooled ratio of the clients with purchases when it has
   no revenue yet. Cost is taken to follow revenue: a client the model thinks has left
   costs nothing more, where a constant cost rate would charge a departed client forever.
 - ``margin_ratio``: the baseline does not apply (it predicts money, not a ratio).
@@ -51,10 +52,11 @@ from models_store.training.dataset import AS_OF_BEFORE_CUTOFF_S
 # Below this many clients with repeat purchases the fits are noise, not a baseline.
 MIN_REPEAT_BUYERS = 10
 BTYD_TARGETS: tuple[Target, ...] = ("margin_abs",)
-# Every parameter is fitted in [1e-4, 1e3] (in units where the longest T is 10 days-units
-# and the mean spend is 1). On a small or uniform history the unbounded maximum can lie at
-# infinity (a, b → ∞: one dropout probability for all; a, b → 0), where the predictive
-# formulas overflow; at 1e3 they are within a few percent of that limit, and exact.
+# Every parameter is fitted in [1e-4, 1e3] (time scaled so that the longest T is 10, spend
+# so that the mean is 1). The unbounded maximum can lie at infinity (a, b → ∞: one
+# dropout probability for all, as with contract clients; or a, b → 0) where the predictive
+# formulas overflow to NaN; at 1e3 they are finite, and on the simulator's contract
+# portfolio within 1% of the limit.
 LOG_BOUNDS = (float(np.log(1e-4)), float(np.log(1e3)))
 
 
