@@ -23,9 +23,9 @@ CARD_SCHEMA_VERSION = 1
 CARD_FILE = "card.json"
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,63}$"
 SEMVER = re.compile(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)$")
-Target = Literal["margin_ratio", "margin_abs", "revenue"]
+Target = Literal["margin_ratio", "margin_abs"]
 # Targets in money (the currency of the events), as opposed to the margin ratio.
-MONEY_TARGETS: frozenset[str] = frozenset({"margin_abs", "revenue"})
+MONEY_TARGETS: frozenset[str] = frozenset({"margin_abs"})
 
 
 class _Frozen(BaseModel):
@@ -132,8 +132,13 @@ class ModelCard(_Frozen):
     # Held-out (test) figures per model and baseline: r2, mae, rmse, bias, rows; "oracle"
     # (expected R² and MAE on the same rows) when trained on simulator data.
     metrics: dict[str, dict[str, float]]
-    # Validation MAE per model: what tuning and the blend weight were chosen on.
+    # Validation error per model in ``selection_metric``: what tuning and the blend weight
+    # were chosen on (older cards: MAE).
     validation: dict[str, float] = Field(default_factory=dict)
+    # The XGBoost loss: absolute error (a median) for the ratio, squared error (a mean)
+    # for money; the metric every choice was made on.
+    objective: str = "reg:absoluteerror"
+    selection_metric: Literal["mae", "rmse"] = "mae"
     intervals: IntervalCalibration
     # Cards written before tiers were stored per model used the margin-ratio thresholds.
     risk_tiers: RiskTiers = Field(default_factory=RiskTiers)

@@ -61,13 +61,15 @@ class TrainingSet:
 
     @property
     def labelled(self) -> pd.DataFrame:
-        """The rows the model learns from and is judged on: for the ratio, revenue in the
-        horizon; for the absolute margin, any money in it (a client that has left and
-        has neither revenue nor cost is no longer a client to predict)."""
+        """The rows the model learns from and is judged on: for the ratio, those with
+        revenue in the horizon (the ratio of the others is undefined); for the absolute
+        margin, every row: choosing rows by what happened in the horizon would teach "money
+        given that there was some" and apply it to everyone, clients who buy nothing more
+        included."""
         frame = self.frame
         if self.target == "margin_ratio":
             return frame[frame["label"].notna()]
-        return frame[(frame["horizon_revenue"] > 0) | (frame["horizon_cost"] > 0)]
+        return frame
 
 
 def log_span(

@@ -9,21 +9,26 @@ from scipy.stats import spearmanr
 
 def regression_metrics(actual: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
     """R², MAE, RMSE, bias (mean predicted − actual), the total predicted against the total
-    actual (``total_error``: sum predicted / sum actual − 1; NaN when the actual sums to 0)
-    and Spearman's rank correlation (how well the model orders clients) over rows."""
+    actual (``total_error``: sum predicted / sum actual − 1) and Spearman's rank correlation
+    (how well the model orders clients) over rows. A figure that is undefined for these
+    rows (R² and Spearman of constant values, the total of a zero sum) is left out: the
+    card is JSON, which has no NaN."""
     error = predicted - actual
     total = float(np.sum((actual - actual.mean()) ** 2))
     actual_sum = float(np.sum(actual))
-    ranked = np.ptp(actual) > 0 and np.ptp(predicted) > 0
-    return {
-        "r2": 1.0 - float(np.sum(error**2)) / total if total > 0 else float("nan"),
+    figures = {
         "mae": float(np.mean(np.abs(error))),
         "rmse": float(np.sqrt(np.mean(error**2))),
         "bias": float(np.mean(error)),
-        "total_error": float(np.sum(predicted)) / actual_sum - 1 if actual_sum else float("nan"),
-        "spearman": float(spearmanr(actual, predicted).statistic) if ranked else float("nan"),
         "rows": float(actual.size),
     }
+    if total > 0:
+        figures["r2"] = 1.0 - float(np.sum(error**2)) / total
+    if actual_sum:
+        figures["total_error"] = float(np.sum(predicted)) / actual_sum - 1
+    if np.ptp(actual) > 0 and np.ptp(predicted) > 0:
+        figures["spearman"] = float(spearmanr(actual, predicted).statistic)
+    return figures
 
 
 def calibration_bins(actual: np.ndarray, predicted: np.ndarray, bins: int = 10) -> pd.DataFrame:

@@ -16,39 +16,71 @@ from matplotlib.figure import Figure
 from rich.console import Console
 from rich.table import Table
 
-from models_store.training.train import TrainingResult, describe
+from features.definitions import FEATURE_NAMES
+from models_store.training.evaluation import calibration_bins
+from models_store.training.train import TrainingResult, describe, segment_tables
+from models_store.training.tuning import objective_for
 
-EXCLUDED = {"margin_ratio": "no revenue in the horizon", "margin_abs": "no money in the horizon"}
+EXCLUDED = {"margin_ratio": "no revenue in the horizon", "margin_abs": "none: every row is kept"}
 MODEL_LABELS = {
     "blend": "blend (deployed)",
     "xgboost": "XGBoost",
     "random_forest": "Random Forest",
     "persistence": "baseline: persistence",
     "portfolio_mean": "baseline: portfolio mean",
+    "bg_nbd": "baseline: BG/NBD + Gamma-Gamma",
 }
+FEATURE_ORDER = {name: index for index, name in enumerate(FEATURE_NAMES)}
+COLUMNS = ("R²", "MAE", "RMSE", "bias", "total", "Spearman")
+
+
+def _cells(m: dict[str, float]) -> list[str]:
+    """One metrics row as table cells (absent figures empty)."""
+
+    def get(key: str, form: str) -> str:
+        value = m.get(key)
+        return "" if value is None or np.isnan(value) else format(value, form)
+
+    return [get("r2", ".3f"), get("mae", ".4f"), get("rmse", ".4f"), get("bias", "+.4f"),
+            get("total_error", "+.1%"), get("spearman", ".3f")]  # fmt: skip
+
+
+def _rows(result: TrainingResult) -> list[tuple[str, dict[str, float]]]:
+    """(label, metrics) of every model, baseline and comparison, in report order."""
+    metrics = result.card.metrics
+    rows = [(label, metrics[name]) for name, label in MODEL_LABELS.items() if name in metrics]
+    rows += list(result.comparisons.items())
+    return rows
 
 
 def print_report(result: TrainingResult, console: Console) -> None:
     """The held-out figures as tables."""
     card = result.card
     data = card.training_data
-    table = Table(title=f"{card.ref} — held-out test cutoffs ({data.rows['test']:,} rows)")
-    for column in ("model", "R²", "MAE", "RMSE", "bias"):
-        table.add_column(column, justify="left" if column == "model" else "right")
-    for name, label in MODEL_LABELS.items():
-        m = card.metrics[name]
-        table.add_row(label, f"{m['r2']:.3f}", f"{m['mae']:.4f}", f"{m['rmse']:.4f}",
-                      f"{m['bias']:+.4f}")  # fmt: skip
+    table = Table(title=f"{card.ref} — held-out test cutoffs ({data.rows['test']:,} rows); "
+                        "total = sum predicted / sum actual − 1")  # fmt: skip
+    table.add_column("model")
+    for column in COLUMNS:
+        table.add_column(column, justify="right")
+    for label, m in _rows(result):
+        table.add_row(label, *_cells(m))
     if result.oracle is not None:
         table.add_row("oracle (simulator, same rows)", f"{result.oracle['expected_r2']:.3f}",
-                      f"{result.oracle['mae']:.4f}", "", "", style="dim")  # fmt: skip
+                      f"{result.oracle['mae']:.4f}", "", "", "", "", style="dim")  # fmt: skip
     console.print(table)
     blend = card.metrics["blend"]
     better = 1.0 - blend["mae"] / card.metrics["persistence"]["mae"]
+    better_rmse = 1.0 - blend["rmse"] / card.metrics["persistence"]["rmse"]
+    metric = card.selection_metric.upper()
+    tiers = card.risk_tiers
     lines = [
+        f"loss: {objective_for(card.target).meaning}; tuning and blend chosen on validation "
+        f"{metric}",
         f"blend weights: XGBoost {card.blend['xgboost']:.2f}, "
-        f"Random Forest {card.blend['random_forest']:.2f} (chosen on validation)",
-        f"MAE {better:.1%} better than persistence",
+        f"Random Forest {card.blend['random_forest']:.2f}",
+        f"MAE {better:.1%} and RMSE {better_rmse:.1%} better than persistence",
+        f"risk tiers ({tiers.basis.replace('_', ' ')}): loss < {tiers.bounds[0]:g} ≤ at_risk < "
+        f"{tiers.bounds[1]:.4g} ≤ healthy < {tiers.bounds[2]:.4g} ≤ strong",
         f"{card.intervals.level:.0%} interval: held-out coverage "
         f"{card.intervals.test_coverage:.1%}, mean width {card.intervals.test_mean_width:.3f}",
         f"rows: train {data.rows['train']:,}, validation {data.rows['validation']:,}, test "
@@ -62,6 +94,8 @@ def print_report(result: TrainingResult, console: Console) -> None:
     if result.oracle is not None:
         gap = result.oracle["expected_r2"] - blend["r2"]
         lines.insert(1, f"R² gap to the oracle: {gap:.3f}")
+    if result.baseline_note is not None:
+        lines.append(f"BG/NBD + Gamma-Gamma baseline {result.baseline_note}")
     for line in lines:
         console.print(line)
     top = Table(title="global importance (mean |SHAP|, XGBoost component)")
@@ -109,9 +143,42 @@ def write_report(result: TrainingResult, directory: Path) -> dict[str, Path]:
     figure.tight_layout()
     files["importance"] = _save(figure, directory / "shap_importance.png")
 
+    figure, axis = plt.subplots(figsize=(6, 6))
+    bins = calibration_bins(actual, predicted)
+    axis.plot(bins["predicted"], bins["actual"], marker="o", label="blend")
+    ends = [min(bins["predicted"].min(), bins["actual"].min()),
+            max(bins["predicted"].max(), bins["actual"].max())]  # fmt: skip
+    axis.plot(ends, ends, color="black", linewidth=1, label="calibrated")
+    axis.set(xlabel="mean predicted (decile of the prediction)", ylabel="mean actual",
+             title="Calibration, test rows")  # fmt: skip
+    axis.legend(loc="upper left")
+    files["calibration"] = _save(figure, directory / "calibration.png")
+
+    files["beeswarm"] = _save(_beeswarm(result), directory / "shap_beeswarm.png")
+
     files["html"] = directory / "report.html"
     files["html"].write_text(_html(result, files))
     return files
+
+
+def _beeswarm(result: TrainingResult, top: int = 15, rows: int = 2_000) -> Figure:
+    """SHAP beeswarm of the top features: each dot a test row, placed by its SHAP value,
+    coloured by the feature's value (its rank among the rows: low blue, high red)."""
+    names = [str(name) for name in result.importance.index[:top]]
+    rng = np.random.default_rng(0)
+    sample = rng.permutation(len(result.shap_values))[:rows]
+    figure, axis = plt.subplots(figsize=(8, 0.4 * len(names) + 1.5))
+    for position, name in enumerate(names):
+        feature = FEATURE_ORDER[name]
+        shap = result.shap_values[sample, feature]
+        values = result.test_features[sample, feature]
+        colour = np.argsort(np.argsort(np.nan_to_num(values, nan=-np.inf))) / max(len(values), 1)
+        y = len(names) - 1 - position + rng.uniform(-0.3, 0.3, len(shap))
+        axis.scatter(shap, y, c=colour, cmap="coolwarm", s=4, alpha=0.6)
+    axis.set_yticks(range(len(names)), names[::-1])
+    axis.axvline(0, color="grey", linewidth=0.5)
+    axis.set(xlabel="SHAP value (XGBoost component)", title="Drivers, test rows")
+    return figure
 
 
 def _save(figure: Figure, path: Path) -> Path:
@@ -123,18 +190,21 @@ def _save(figure: Figure, path: Path) -> Path:
 
 def _html(result: TrainingResult, files: dict[str, Path]) -> str:
     card = result.card
-    rows = []
-    for name, label in MODEL_LABELS.items():
-        m = card.metrics[name]
-        rows.append(f"<tr><td>{label}</td><td>{m['r2']:.3f}</td><td>{m['mae']:.4f}</td>"
-                    f"<td>{m['rmse']:.4f}</td><td>{m['bias']:+.4f}</td></tr>")  # fmt: skip
+    rows = [
+        f"<tr><td>{html.escape(label)}</td>{''.join(f'<td>{c}</td>' for c in _cells(m))}</tr>"
+        for label, m in _rows(result)
+    ]
     if result.oracle is not None:
         rows.append(f"<tr><td>oracle (simulator)</td><td>{result.oracle['expected_r2']:.3f}</td>"
-                    f"<td>{result.oracle['mae']:.4f}</td><td></td><td></td></tr>")  # fmt: skip
+                    f"<td>{result.oracle['mae']:.4f}</td>{'<td></td>' * 4}</tr>")  # fmt: skip
+    segments = "".join(
+        f"<h3>Errors by {name}</h3>{table.to_html(index=False, float_format='{:.4f}'.format)}"
+        for name, table in segment_tables(result).items()
+    )
     images = "".join(
         f'<img alt="{key}" src="data:image/png;base64,'
         f'{base64.b64encode(files[key].read_bytes()).decode()}">'
-        for key in ("predicted_vs_actual", "residuals", "importance")
+        for key in ("predicted_vs_actual", "calibration", "residuals", "importance", "beeswarm")
     )
     return f"""<!doctype html><html><head><meta charset="utf-8">
 <title>{html.escape(card.ref)} training report</title>
@@ -145,10 +215,12 @@ td:first-child{{text-align:left}}img{{max-width:100%;display:block;margin:1em 0}
 <p>Target: {card.target} over the next {card.horizon_days} days. Held-out test cutoffs:
 {", ".join(c.date().isoformat() for c in card.training_data.test_cutoffs)}; split:
 {card.training_data.split} ({html.escape(card.training_data.split_reason)}).</p>
-<table><tr><th>model</th><th>R²</th><th>MAE</th><th>RMSE</th><th>bias</th></tr>
+<table><tr><th>model</th>{"".join(f"<th>{c}</th>" for c in COLUMNS)}</tr>
 {"".join(rows)}</table>
+<p>total = sum predicted / sum actual − 1. Loss: {objective_for(card.target).meaning};
+chosen on validation {card.selection_metric.upper()}.</p>
 <p>{card.intervals.level:.0%} interval coverage on the test rows:
 {card.intervals.test_coverage:.1%} (mean width {card.intervals.test_mean_width:.3f}).
 Blend: XGBoost {card.blend["xgboost"]:.2f}, Random Forest {card.blend["random_forest"]:.2f}.</p>
-{images}</body></html>
+{segments}{images}</body></html>
 """

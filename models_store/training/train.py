@@ -34,6 +34,7 @@ from models_store.model.conformal import conformal_quantile, coverage, scores
 from models_store.model.profit_model import ProfitModel
 from models_store.registry.card import (
     CARD_FILE,
+    MONEY_TARGETS,
     IntervalCalibration,
     ModelCard,
     Target,
@@ -41,6 +42,7 @@ from models_store.registry.card import (
     current_feature_specs,
 )
 from models_store.scoring.shift import training_ranges
+from models_store.training.btyd_baseline import baseline_for_rows
 from models_store.training.dataset import (
     Progress,
     TrainingSet,
@@ -50,15 +52,26 @@ from models_store.training.dataset import (
 )
 from models_store.training.evaluation import (
     best_blend_weight,
+    calibration_bins,
+    errors_by_segment,
     mean_baseline,
     persistence_baseline,
     regression_metrics,
 )
 from models_store.training.splits import SplitChoice, SplitRequest, plan_split, row_roles
 from models_store.training.tiers import prediction_scale_for, risk_tiers_for
-from models_store.training.tuning import SearchBudget, forest_estimator, search, xgboost_estimator
+from models_store.training.tuning import (
+    MEDIAN,
+    SearchBudget,
+    forest_estimator,
+    objective_for,
+    search,
+    xgboost_estimator,
+)
 
 MIN_TRAINING_ROWS = 50
+# Features the report's errors by segment are cut on: client size and tenure.
+SEGMENT_FEATURES = ("revenue_180d", "tenure_days")
 
 # The best achievable figures on the held-out rows (the test frame of ``TrainingResult``):
 # expected_r2, mae and rows at least, or None when it predicted none of them. The caller
@@ -99,6 +112,12 @@ class TrainingResult:
     oracle: dict[str, float] | None  # the OracleComparison's figures, when one was given
     timings: dict[str, float]
     excluded: int  # rows without a label to learn (see ``TrainingSet.labelled``)
+    test_features: np.ndarray  # the test rows' features (FEATURE_NAMES order)
+    shap_values: np.ndarray  # their TreeSHAP values (XGBoost component), same shape
+    baseline_note: str | None = None  # why the BG/NBD baseline is absent, for money targets
+    # Other models scored on the same test rows by the caller (e.g. the champion):
+    # label -> metrics, shown beside the models in the report.
+    comparisons: dict[str, dict[str, float]] = field(default_factory=dict)
 
 
 def _matrix(frame: pd.DataFrame) -> np.ndarray:
@@ -173,32 +192,35 @@ def train(
     x_test, y_test = _matrix(test_rows), test_rows["label"].to_numpy()
     budget = request.budget
 
+    objective = objective_for(request.target)
+    metric = objective.metric
     mark = time.perf_counter()
     step("tuning XGBoost (successive halving)")
-    xgb_params, xgb_valid_mae = search("xgboost", x_train, y_train, x_valid, y_valid,
-                                       request.seed, budget)  # fmt: skip
+    xgb_params, xgb_valid = search("xgboost", x_train, y_train, x_valid, y_valid,
+                                   request.seed, budget, objective=objective)  # fmt: skip
     step("tuning XGBoost (successive halving)", 1)
     step("tuning Random Forest (successive halving)")
-    rf_params, rf_valid_mae = search("random_forest", x_train, y_train, x_valid, y_valid,
-                                     request.seed, budget)  # fmt: skip
+    rf_params, rf_valid = search("random_forest", x_train, y_train, x_valid, y_valid,
+                                 request.seed, budget, objective=objective)  # fmt: skip
     step("tuning Random Forest (successive halving)", 1)
     timings["tuning_s"] = time.perf_counter() - mark
 
     mark = time.perf_counter()
     step("fitting the models", 0, 3)
-    boosted = xgboost_estimator(request.seed, budget.jobs, **xgb_params).fit(x_train, y_train)
+    boosted = xgboost_estimator(request.seed, budget.jobs, objective, **xgb_params)
+    boosted.fit(x_train, y_train)
     step("fitting the models", 1, 3)
     forest = forest_estimator(request.seed, budget.jobs, budget.forest_trees, **rf_params)
     forest.fit(x_train, y_train)
     step("fitting the models", 2, 3)
     valid_boosted = boosted.predict(x_valid).astype(np.float64)
     valid_forest = forest.predict(x_valid)
-    weight = best_blend_weight(y_valid, valid_boosted, valid_forest)
+    weight = best_blend_weight(y_valid, valid_boosted, valid_forest, metric=metric)
     # σ(x) learns how far off an honest prediction is: the forest's out-of-bag errors.
     oob_error = np.abs(y_train - forest.oob_prediction_)
-    scale = xgboost_estimator(request.seed, budget.jobs, n_estimators=300, learning_rate=0.05,
-                              max_depth=4, min_child_weight=20.0,
-                              objective="reg:absoluteerror").fit(x_train, oob_error)  # fmt: skip
+    scale = xgboost_estimator(request.seed, budget.jobs, MEDIAN, n_estimators=300,
+                              learning_rate=0.05, max_depth=4,
+                              min_child_weight=20.0).fit(x_train, oob_error)  # fmt: skip
     step("fitting the models", 3, 3)
     timings["fitting_s"] = time.perf_counter() - mark
     model = ProfitModel(
@@ -214,6 +236,7 @@ def train(
     model.quantile = conformal_quantile(
         scores(y_valid, valid_blend, model.scale(x_valid)), request.level
     )
+    tiers = risk_tiers_for(request.target, valid_blend, request.tier_bounds)
 
     step("evaluating on the test cutoffs")
     test_boosted, test_forest = model.components(x_test)
@@ -230,18 +253,28 @@ def train(
         "persistence": persistence,
         "portfolio_mean": mean_baseline(y_test.size, train_mean),
     }
+    baseline_note = None
+    if request.target in MONEY_TARGETS:
+        step("fitting the BG/NBD + Gamma-Gamma baseline")
+        try:
+            predictions["bg_nbd"] = baseline_for_rows(history.events, test_rows,
+                                                      horizon_s, request.target)  # fmt: skip
+        except TrainingDataError as exc:
+            baseline_note = f"not fitted: {exc}"
     metrics = {name: regression_metrics(y_test, p) for name, p in predictions.items()}
     test_coverage = coverage(y_test, lower, upper)
     validation = {
-        "xgboost_mae": xgb_valid_mae,
-        "random_forest_mae": rf_valid_mae,
+        f"xgboost_{metric}": xgb_valid,
+        f"random_forest_{metric}": rf_valid,
         "blend_mae": float(np.mean(np.abs(valid_blend - y_valid))),
+        "blend_rmse": float(np.sqrt(np.mean((valid_blend - y_valid) ** 2))),
     }
-    test = test_rows[["client_id", "cutoff"]].reset_index(drop=True)
+    test = test_rows[["client_id", "cutoff", *SEGMENT_FEATURES]].reset_index(drop=True)
     test["actual"] = y_test
     for name, values in predictions.items():
         test[name] = values
     test["lower"], test["upper"] = lower, upper
+    test["tier"] = [tiers.tier(float(value)) for value in test_blend]
 
     figures = oracle(test) if oracle is not None else None
     if figures is not None:
@@ -305,8 +338,10 @@ def train(
         blend={"xgboost": weight, "random_forest": 1.0 - weight},
         metrics=metrics,
         validation=validation,
-        risk_tiers=risk_tiers_for(request.target, valid_blend, request.tier_bounds),
+        risk_tiers=tiers,
         prediction_scale=prediction_scale_for(request.target, valid_blend),
+        objective=objective.xgboost,
+        selection_metric=metric,
         intervals=IntervalCalibration(
             method="split conformal, normalised by an XGBoost model of the forest's OOB error",
             level=request.level,
@@ -320,7 +355,8 @@ def train(
         artifacts=artifacts,
     )
     (bundle / CARD_FILE).write_text(card.to_json())
-    return TrainingResult(card, bundle, test, importance, figures, timings, excluded)
+    return TrainingResult(card, bundle, test, importance, figures, timings, excluded,
+                          x_test, contributions[:, :-1], baseline_note)  # fmt: skip
 
 
 def shap_cost(model: ProfitModel, x: np.ndarray, repeats: int = 5) -> dict[str, float]:
@@ -377,4 +413,35 @@ def describe(result: TrainingResult) -> dict[str, Any]:
         "explanations": result.card.explanations,
         "timings_s": result.timings,
         "coverage_by_cutoff": coverage_by_cutoff(result.test),
+        "objective": {
+            "xgboost": result.card.objective,
+            "selection_metric": result.card.selection_metric,
+        },
+        "risk_tiers": result.card.risk_tiers.model_dump(mode="json"),
+        "prediction_scale": result.card.prediction_scale,
+        "baseline_note": result.baseline_note,
+        "comparisons": result.comparisons,
+        "calibration_deciles": calibration_bins(
+            result.test["actual"].to_numpy(), result.test["blend"].to_numpy()
+        ).to_dict(orient="records"),
+        "errors_by_segment": {
+            name: table.to_dict(orient="records") for name, table in segment_tables(result).items()
+        },
+    }
+
+
+def segment_tables(result: TrainingResult) -> dict[str, pd.DataFrame]:
+    """The blend's MAE and bias on the test rows by client size (quartiles of revenue in
+    the 180 days before), tenure and predicted risk tier."""
+    test = result.test
+    actual, predicted = test["actual"].to_numpy(), test["blend"].to_numpy()
+    # Test splits hold at least MIN_TRAINING_ROWS rows: four quarters always exist.
+    size = pd.qcut(test["revenue_180d"].rank(method="first"), q=4,
+                   labels=["smallest quarter", "second", "third", "largest quarter"])  # fmt: skip
+    tenure = pd.cut(test["tenure_days"], [-np.inf, 90, 365, 730, np.inf],
+                    labels=["< 90 days", "90 days - 1 year", "1-2 years", "> 2 years"])  # fmt: skip
+    return {
+        "size": errors_by_segment(actual, predicted, pd.Series(size)),
+        "tenure": errors_by_segment(actual, predicted, pd.Series(tenure)),
+        "tier": errors_by_segment(actual, predicted, test["tier"]),
     }

@@ -260,6 +260,13 @@ def train(
     ] = None,
     report_dir: Annotated[Path | None, typer.Option(help="default DATA_DIR/reports/NAME-V")] = None,
     register: Annotated[bool, typer.Option(help="register the bundle when done")] = True,
+    tier_bounds: Annotated[
+        str | None,
+        typer.Option(
+            help="risk-tier bounds in the target's unit, LOSS,AT_RISK,HEALTHY ascending (default: "
+            "0,0.25,0.5 for the ratio; 0 and the portfolio's quartiles for money)"
+        ),
+    ] = None,
 ) -> None:
     """Train XGBoost + Random Forest on an event history; report; register the version."""
     from streams.cli.train import TrainOptions, run_training
@@ -276,8 +283,22 @@ def train(
         test_cutoffs=test_cutoffs, seed=seed, budget=budget, name=name, version=version,
         oracle=oracle, report_dir=report_dir, register=register,
         until=None if until is None else parse_option_end(until, "--until"),
+        tier_bounds=None if tier_bounds is None else parse_tier_bounds(tier_bounds),
     )  # fmt: skip
     run_training(options, load_settings(ctx), err)
+
+
+def parse_tier_bounds(text: str) -> tuple[float, float, float]:
+    """``--tier-bounds 0,0.25,0.5`` -> three ascending numbers, or one clear error."""
+    try:
+        values = tuple(float(part) for part in text.split(","))
+    except ValueError:
+        values = ()
+    if len(values) != 3 or not values[0] <= values[1] <= values[2]:
+        raise ProfitstreamError(
+            f"--tier-bounds {text!r}: give three ascending numbers such as 0,0.25,0.5"
+        )
+    return values[0], values[1], values[2]
 
 
 @cli.command("import")

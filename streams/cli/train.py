@@ -3,6 +3,7 @@ simulator oracle's comparison when the history has one."""
 
 from __future__ import annotations
 
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,14 +14,15 @@ from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedCo
 
 from features.simulation.oracle import HORIZON_PERIODS, oracle_expected_r2
 from features.simulation.periods import PERIOD_DAYS
-from models_store.errors import ModelNotFoundError
+from models_store.errors import ModelNotFoundError, ModelStoreError
 from models_store.registry import open_registry
 from models_store.registry.card import Target, version_key
+from models_store.scoring.scorer import Scorer
 from models_store.training.cutoffs import parse_duration_days
 from models_store.training.evaluation import regression_metrics
 from models_store.training.report import print_report, write_report
 from models_store.training.splits import SplitChoice
-from models_store.training.train import OracleComparison, TrainingRequest, train
+from models_store.training.train import OracleComparison, TrainingRequest, TrainingResult, train
 from models_store.training.tuning import SearchBudget
 from streams.cli.simulate import oracle_rows_path
 from streams.errors import ProfitstreamError
@@ -53,6 +55,7 @@ class TrainOptions:
     report_dir: Path | None
     register: bool
     until: float | None  # epoch seconds: the history's end
+    tier_bounds: tuple[float, float, float] | None = None
 
 
 def read_history(path: Path) -> pd.DataFrame:
@@ -103,6 +106,48 @@ def oracle_comparison(oracle_rows: pd.DataFrame) -> OracleComparison:
     return compare
 
 
+def champion_ref(settings: Settings, name: str) -> tuple[str | None, str]:
+    """The champion to compare a new version with: the deployed one (control log, when a
+    broker is configured), else the registry's ``champion`` alias of the model; and why."""
+    from streams.cli.score import deployed_champion
+
+    try:
+        deployed, why = deployed_champion(settings)
+    except ProfitstreamError as exc:
+        deployed, why = None, str(exc)
+    if deployed is not None:
+        return deployed, why
+    try:
+        version = open_registry(settings.registry_uri).aliases(name).get("champion")
+    except ModelNotFoundError:
+        version = None
+    if version is None:
+        return None, f"no champion of {name} ({why}; no registry alias)"
+    return f"{name}@{version}", "the registry's champion alias"
+
+
+def compare_with_champion(result: TrainingResult, settings: Settings) -> str:
+    """Score the new version's test rows with the current champion and add its figures to
+    the report (``result.comparisons``); say what was compared, or why not."""
+    ref, why = champion_ref(settings, result.card.name)
+    if ref is None:
+        return f"champion: none to compare with ({why})"
+    try:
+        with tempfile.TemporaryDirectory() as cache:
+            scorer = Scorer.from_registry(open_registry(settings.registry_uri), ref, Path(cache))
+    except ModelStoreError as exc:
+        return f"champion {ref}: not compared; it does not load here: {exc}"
+    card = scorer.card
+    if (card.target, card.horizon_days) != (result.card.target, result.card.horizon_days):
+        return (f"champion {ref}: not compared; it predicts {card.target} over "
+                f"{card.horizon_days} days")  # fmt: skip
+    predicted = scorer.model.predict(result.test_features)
+    result.comparisons[f"champion {ref}"] = regression_metrics(
+        result.test["actual"].to_numpy(), predicted
+    )
+    return f"champion {ref} ({why}) scored on the same test rows"
+
+
 def run_training(options: TrainOptions, settings: Settings, console: Console) -> None:
     """Train, print and write the report, and register the bundle unless asked not to."""
     history = read_history(options.events)
@@ -117,12 +162,15 @@ def run_training(options: TrainOptions, settings: Settings, console: Console) ->
         split=options.split, validation_cutoffs=options.validation_cutoffs,
         test_cutoffs=options.test_cutoffs, seed=options.seed, budget=BUDGETS[options.budget],
         allowed_lateness_s=settings.allowed_lateness_s, until=options.until,
+        tier_bounds=options.tier_bounds,
     )  # fmt: skip
     # The oracle's rows are of its target (its file) and of a 90-day horizon: another
     # horizon's labels would be compared with the wrong truth.
+    # Said after training: a refused history's error stays the only line.
+    oracle_note = ""
     if oracle is not None and request.horizon_days != HORIZON_PERIODS * PERIOD_DAYS:
-        console.print(f"oracle: not compared; it predicts {HORIZON_PERIODS * PERIOD_DAYS} "
-                      f"days, not {request.horizon_days}")  # fmt: skip
+        oracle_note = (f"oracle: not compared; it predicts {HORIZON_PERIODS * PERIOD_DAYS} "
+                       f"days, not {request.horizon_days}")  # fmt: skip
         oracle = None
     compare = oracle_comparison(oracle) if oracle is not None else None
     columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/"
@@ -136,7 +184,11 @@ def run_training(options: TrainOptions, settings: Settings, console: Console) ->
             bar.update(tasks[step], completed=done, total=total)
 
         result = train(history, request, settings.data_dir / "bundles", progress, oracle=compare)
+    note = compare_with_champion(result, settings)
     print_report(result, console)
+    for line in (oracle_note, note):
+        if line:
+            console.print(line, highlight=False)
     report_dir = options.report_dir or settings.data_dir / "reports" / result.card.ref.replace(
         "@", "-"
     )

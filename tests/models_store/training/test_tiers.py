@@ -21,7 +21,7 @@ def test_the_margin_ratio_keeps_its_documented_thresholds() -> None:
 def test_money_tiers_are_portfolio_quantiles_so_not_everyone_is_strong() -> None:
     rng = np.random.default_rng(1)
     predicted = rng.gamma(0.5, 400.0, 5_000)  # zero-inflated-looking revenue, all >= 0
-    tiers = risk_tiers_for("revenue", predicted)
+    tiers = risk_tiers_for("margin_abs", predicted)
     assert tiers.basis == "portfolio_quantiles"
     counts = {name: 0 for name in ("loss", "at_risk", "healthy", "strong")}
     for value in predicted:
@@ -31,7 +31,7 @@ def test_money_tiers_are_portfolio_quantiles_so_not_everyone_is_strong() -> None
     assert counts["healthy"] == pytest.approx(2_500, abs=60)
     assert counts["strong"] == pytest.approx(1_250, abs=60)
     q1, q3 = np.quantile(predicted, [0.25, 0.75])
-    assert prediction_scale_for("revenue", predicted) == pytest.approx(q3 - q1)
+    assert prediction_scale_for("margin_abs", predicted) == pytest.approx(q3 - q1)
 
 
 def test_explicit_bounds_win_and_must_ascend() -> None:

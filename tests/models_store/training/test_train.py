@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import pickle
 import re
 import shutil
@@ -152,11 +153,20 @@ def test_features_that_differ_from_the_running_code_are_refused(trained: Trainin
 
 def test_the_report_has_json_html_and_plots(trained: TrainingResult, tmp_path: Path) -> None:
     files = write_report(trained, tmp_path / "report")
-    for key in ("json", "html", "predicted_vs_actual", "residuals", "importance"):
+    for key in ("json", "html", "predicted_vs_actual", "residuals", "importance", "calibration",
+                "beeswarm"):  # fmt: skip
         assert files[key].stat().st_size > 500, key
     page = files["html"].read_text()
-    assert page.count("data:image/png;base64,") == 3
+    assert page.count("data:image/png;base64,") == 5
     assert "persistence" in page
+    assert "Errors by tenure" in page
+    report = json.loads(files["json"].read_text())
+    assert len(report["calibration_deciles"]) == 10
+    assert {"size", "tenure", "tier"} == set(report["errors_by_segment"])
+    assert report["risk_tiers"]["bounds"] == [0.0, 0.25, 0.5]
+    blend = report["metrics"]["blend"]
+    assert -1.0 < blend["spearman"] <= 1.0
+    assert "total_error" in blend
 
 
 def test_too_short_a_history_is_refused_before_it_is_parsed_with_an_option_that_fits(
@@ -183,13 +193,26 @@ def test_too_short_a_history_is_refused_before_it_is_parsed_with_an_option_that_
     assert result.card.horizon_days == int(horizon.group(1))
 
 
-def test_the_absolute_margin_target_keeps_clients_without_revenue(
+def test_the_absolute_margin_keeps_every_row_and_is_fitted_for_its_mean(
     simulated: tuple[pd.DataFrame, pd.DataFrame], tmp_path: Path
 ) -> None:
     result = train(simulated[0], _request(target="margin_abs"), tmp_path)
     card = result.card
     assert card.target == "margin_abs"
-    assert card.training_data.rows["excluded"] > 0  # clients gone before the horizon
-    assert result.oracle is None  # the simulator's oracle is of the ratio
-    assert (result.test["actual"] <= 0).any()  # churned clients: costs, no revenue
-    assert card.metrics["blend"]["r2"] > card.metrics["portfolio_mean"]["r2"]
+    # No row is chosen by what happened in its horizon: gone clients stay, at 0.
+    assert card.training_data.rows["excluded"] == 0
+    assert (result.test["actual"] == 0).any()
+    # Money is fitted for its mean and judged by RMSE; tiers are portfolio quantiles.
+    assert (card.objective, card.selection_metric) == ("reg:squarederror", "rmse")
+    assert "blend_rmse" in card.validation
+    assert card.risk_tiers.basis == "portfolio_quantiles"
+    assert card.prediction_scale > 1.0
+    tiers = result.test["tier"].value_counts(normalize=True)
+    assert tiers.max() < 0.9  # not everyone "strong", as ratio thresholds on money made it
+    blend = card.metrics["blend"]
+    assert blend["r2"] > card.metrics["portfolio_mean"]["r2"]
+    assert abs(blend["total_error"]) < 0.15
+    assert "bg_nbd" in card.metrics or result.baseline_note is not None
+    # Every feature's training range is in the card.
+    assert all(spec.training_min is not None for spec in card.features if spec.name ==
+               "tenure_days")  # fmt: skip
