@@ -1,17 +1,23 @@
 """Prometheus metrics of the stream path, served on ``/metrics``.
 
 Counters and histograms are counted where things happen; the gauges of the worker's
-health are set from ``WorkerHealth`` when ``/metrics`` is scraped (``publish_health``).
-Partition-labelled gauges carry only the currently assigned input partitions.
+health are set from ``WorkerHealth`` when ``/metrics`` is scraped (``publish_health``),
+the experiment monitor's on each of its looks (``publish_verdict``). Partition-labelled
+gauges carry only the currently assigned input partitions; every other label takes values
+from a fixed set, or one series at a time (``profitstream_deployment_info``), so the
+alert rules and the dashboard in ``deploy/`` see a 0, never nothing, in a healthy worker.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Mapping
+from typing import get_args
 
 from prometheus_client import Counter, Gauge, Histogram
 
+from models_store.control.state import Deployment
+from models_store.experiments.verdict import GUARDRAILS, Action, Verdict
 from streams.worker_health import WorkerHealth
 
 EVENTS_CONSUMED = Counter(
@@ -146,6 +152,38 @@ DEPLOYMENT_REVISION = Gauge(
     "profitstream_deployment_revision",
     "Control-log revision of the deployment the worker scores with (-1: none loaded)",
 )
+INPUT_HELD_REASON = Gauge(
+    "profitstream_input_held_reason",
+    "1 while this keeps the worker's input from moving on: a hold of the reader (rebalance, "
+    "table_recovery, deployment, redis_mirror_rebuild) or an outage (redis_outage: batches "
+    "wait; broker_outage: nothing is fetched); 0 otherwise",
+    ["reason"],
+)
+DEPLOYMENT_INFO = Gauge(
+    "profitstream_deployment_info",
+    "1 for the deployment the worker scores with: its control-log revision (none: nothing "
+    "loaded), champion and challenger (name@version, empty when none), experiment id and "
+    "mode (ab, shadow; empty when none)",
+    ["revision", "champion", "challenger", "experiment", "mode"],
+)
+EXPERIMENT_SHARE = Gauge(
+    "profitstream_experiment_share",
+    "Share of clients the running A/B experiment gives the challenger (0: none running; a "
+    "shadow experiment scores every client with both and emits the champion's, so 0 too)",
+)
+EXPERIMENT_GUARDRAIL_BROKEN = Gauge(
+    "profitstream_experiment_guardrail_broken",
+    "1 when the experiment monitor's latest look found this guardrail of the running "
+    "experiment broken (error_rate, latency_p95_ms, drift_ratio); 0 otherwise, and on the "
+    "workers that do not judge (only the control partition's owner does)",
+    ["guardrail"],
+)
+EXPERIMENT_VERDICT = Gauge(
+    "profitstream_experiment_verdict",
+    "1 for the action the experiment monitor's latest look called for (continue, ramp, "
+    "promote, stop); all 0 without a running experiment and on workers that do not judge",
+    ["action"],
+)
 DEPLOYED_MODEL = Gauge(
     "profitstream_deployed_model_info",
     "1 for each model the worker scores with, by role (champion, challenger)",
@@ -153,10 +191,51 @@ DEPLOYED_MODEL = Gauge(
 )
 
 
+def deployment_labels(deployment: Deployment | None, models: Mapping[str, str]) -> dict[str, str]:
+    """The labels of ``profitstream_deployment_info`` for the deployment the worker scores
+    with (None: none loaded) and its loaded models (role -> ``name@version``)."""
+    experiment = None if deployment is None else deployment.experiment
+    return {
+        "revision": "none" if deployment is None else str(deployment.revision),
+        "champion": models.get("champion", ""),
+        "challenger": models.get("challenger", ""),
+        "experiment": "" if experiment is None else experiment.experiment_id,
+        "mode": "" if experiment is None else experiment.mode,
+    }
+
+
+def experiment_share(deployment: Deployment | None) -> float:
+    """The challenger's share of clients in a running A/B experiment, else 0."""
+    experiment = None if deployment is None else deployment.experiment
+    return experiment.share if experiment is not None and experiment.mode == "ab" else 0.0
+
+
+def verdict_values(verdict: Verdict | None) -> tuple[dict[str, int], dict[str, int]]:
+    """(guardrail -> broken, action -> chosen) of a monitor's look, as 0/1 for every
+    guardrail and action (``None``: this worker judges no experiment now)."""
+    breached = {} if verdict is None else {c.name: bool(c.breached) for c in verdict.guardrails}
+    guardrails = {name: int(breached.get(name, False)) for name in GUARDRAILS}
+    actions = {a: int(verdict is not None and verdict.action == a) for a in get_args(Action)}
+    return guardrails, actions
+
+
+def publish_verdict(verdict: Verdict | None) -> None:
+    """Set the experiment monitor's gauges from its latest look."""
+    guardrails, actions = verdict_values(verdict)
+    for name, broken in guardrails.items():
+        EXPERIMENT_GUARDRAIL_BROKEN.labels(guardrail=name).set(broken)
+    for action, chosen in actions.items():
+        EXPERIMENT_VERDICT.labels(action=action).set(chosen)
+
+
+publish_verdict(None)  # every worker shows 0s until (and unless) its monitor judges
+
+
 def publish_health(
-    health: WorkerHealth, ready: bool, revision: int | None, models: Mapping[str, str]
+    health: WorkerHealth, ready: bool, deployment: Deployment | None, models: Mapping[str, str]
 ) -> None:
-    """Set the health gauges. ``models``: role -> ``name@version`` of the loaded models."""
+    """Set the health gauges. ``deployment``: the one the worker scores with (None: none
+    loaded); ``models``: role -> ``name@version`` of its loaded models."""
     INPUT_HELD.clear()
     for topic, partition in health.next_offsets:
         INPUT_HELD.labels(topic=topic, partition=str(partition)).set(int(health.held is not None))
@@ -167,7 +246,12 @@ def publish_health(
     BROKER_CONNECTED.set(int(health.broker_error is None))
     REDIS_CONNECTED.set(int(health.redis_error is None))
     READY.set(int(ready))
-    DEPLOYMENT_REVISION.set(-1 if revision is None else revision)
+    for reason, held in health.held_reasons().items():
+        INPUT_HELD_REASON.labels(reason=reason).set(int(held))
+    DEPLOYMENT_REVISION.set(-1 if deployment is None else deployment.revision)
+    DEPLOYMENT_INFO.clear()
+    DEPLOYMENT_INFO.labels(**deployment_labels(deployment, models)).set(1)
+    EXPERIMENT_SHARE.set(experiment_share(deployment))
     DEPLOYED_MODEL.clear()
     for role, ref in models.items():
         name, _, version = ref.partition("@")

@@ -148,7 +148,7 @@ def register_views(
     async def metrics(web: View, request: Request) -> Response:
         active = models.current
         publish_health(health, not waiting_for(app, models.waiting_for(), health),
-                       None if active is None else active.revision,
+                       None if active is None else active.deployment,
                        loaded_models(active))  # fmt: skip
         return web.bytes(generate_latest(), content_type=PROMETHEUS_CONTENT_TYPE)
 

@@ -10,12 +10,18 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, get_args
 
 TP = tuple[str, int]  # (topic, partition) of an input partition
 # Whether Redis holds this worker's mirror: "unchecked" until its partition markers were
 # looked at (start, every reconnect), "rebuild" while it must be (or is being) rebuilt.
 MirrorState = Literal["unchecked", "ok", "rebuild"]
+# Why the reader holds its input, as a bounded set (the metric's label): the partitions are
+# moving or recovering, a deployment is loading, the Redis mirror is being rebuilt.
+HoldKind = Literal["rebalance", "table_recovery", "deployment", "redis_mirror_rebuild"]
+# Every reason input does not move on, as ``profitstream_input_held_reason`` reports it: a
+# hold of the reader, or an outage that makes batches wait (Redis) or fetch nothing (broker).
+HELD_REASONS: tuple[str, ...] = (*get_args(HoldKind), "redis_outage", "broker_outage")
 # Input is "waiting" when the broker probe saw lag this recently; older figures say nothing.
 LAG_FRESH_S = 30.0
 # The batch loop is stalled when input waited this long without a batch and without an
@@ -31,6 +37,7 @@ class WorkerHealth:
     redis_error: str | None = None  # the last Redis call's failure; None: it answered
     mirror: MirrorState = "unchecked"
     held: str | None = None  # why the assigned input partitions are not read, if they are not
+    held_kind: HoldKind | None = None  # ``held``'s kind
     # Assigned input partitions -> the next offset the worker will process.
     next_offsets: dict[TP, int] = field(default_factory=dict)
     end_offsets: dict[TP, int] = field(default_factory=dict)  # as of ``lag_at``
@@ -75,14 +82,16 @@ class WorkerHealth:
             self.excused_at = time.monotonic()
         return was_down
 
-    def hold(self, reason: str) -> None:
-        """The assigned input partitions are not read, for ``reason``."""
+    def hold(self, kind: HoldKind, reason: str) -> None:
+        """The assigned input partitions are not read, for ``reason`` (of ``kind``)."""
         self.held = reason
+        self.held_kind = kind
         self.excused_at = time.monotonic()
 
     def release(self) -> None:
         """The assigned input partitions are read."""
         self.held = None
+        self.held_kind = None
 
     def assign(self, next_offsets: dict[TP, int]) -> None:
         """A new set of assigned input partitions, with where each is read from."""
@@ -130,6 +139,17 @@ class WorkerHealth:
         if self.held is not None and self.next_offsets:
             reasons.append(f"input held ({len(self.next_offsets)} partitions): {self.held}")
         return reasons
+
+    def held_reasons(self) -> dict[str, bool]:
+        """Each of ``HELD_REASONS``: whether it keeps input from moving on now. A hold counts
+        only with partitions assigned (a worker with none holds nothing); an outage always."""
+        holding = self.held_kind if self.next_offsets else None
+        return {
+            reason: reason == holding
+            or (reason == "redis_outage" and self.redis_error is not None)
+            or (reason == "broker_outage" and self.broker_error is not None)
+            for reason in HELD_REASONS
+        }
 
     def batch_age_s(self, now: float) -> float:
         """Seconds since the last batch (since the worker started, before the first)."""

@@ -46,6 +46,8 @@ from models_store.experiments.sequential_test import (
 )
 
 Action = Literal["continue", "ramp", "promote", "stop"]
+# The guardrails every look checks, in ``guardrail_checks``'s order.
+GUARDRAILS = ("error_rate", "latency_p95_ms", "drift_ratio")
 
 # Evidence a guardrail needs before it may break (or hold, for a ramp): below it, a
 # handful of slow calls or failures at start-up would decide.
@@ -175,10 +177,10 @@ def guardrail_checks(experiment: Experiment, tally: ExperimentTally) -> tuple[Gu
     if min(challenger.drift_n, champion.drift_n) >= MIN_DRIFT and champion.drift > 0:
         drift = challenger.drift / champion.drift
     return (
-        GuardrailCheck("error_rate", error_rate, limits["max_error_rate"]),
-        GuardrailCheck("latency_p95_ms", latency if challenger.calls >= MIN_CALLS else None,
+        GuardrailCheck(GUARDRAILS[0], error_rate, limits["max_error_rate"]),
+        GuardrailCheck(GUARDRAILS[1], latency if challenger.calls >= MIN_CALLS else None,
                        limits["max_latency_ms"]),
-        GuardrailCheck("drift_ratio", drift, limits["max_drift_ratio"]),
+        GuardrailCheck(GUARDRAILS[2], drift, limits["max_drift_ratio"]),
     )  # fmt: skip
 
 

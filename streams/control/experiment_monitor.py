@@ -48,7 +48,7 @@ from streams.kafka.key_partitions import key_partition
 from streams.kafka.preflight import MAX_PARTITION_FETCH_BYTES
 from streams.kafka.records import from_consumer_record
 from streams.kafka.topics import Topics
-from streams.metrics import EXPERIMENT_ACTIONS
+from streams.metrics import EXPERIMENT_ACTIONS, publish_verdict
 
 log = logging.getLogger(__name__)
 
@@ -157,6 +157,7 @@ class ExperimentMonitor:
         experiment = state.deployment.experiment
         if not self._control.caught_up.is_set() or experiment is None or not self.leads():
             self._tally = None
+            publish_verdict(None)
             return
         if self._tally is None or self._tally.experiment_id != experiment.experiment_id:
             await self._start(consumer, experiment)
@@ -165,6 +166,7 @@ class ExperimentMonitor:
         await self._read(consumer, tally)
         now = time.time()
         verdict = judge(experiment, state.deployment.revision, tally, now)
+        publish_verdict(verdict)
         actions = await self._act(state, experiment, verdict, now)
         record = result_record(experiment, state.deployment.champion, state.deployment.revision,
                                tally, verdict, now, actions, self._worker_id)  # fmt: skip

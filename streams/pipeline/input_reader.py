@@ -43,7 +43,7 @@ from streams.pipeline.mirror_rebuild import MirrorKeeper
 from streams.pipeline.waiting_store import describe
 from streams.readiness import recovery_waiting
 from streams.settings import Settings
-from streams.worker_health import WorkerHealth
+from streams.worker_health import HoldKind, WorkerHealth
 
 log = logging.getLogger(__name__)
 PROBE_INTERVAL_S = 1.0
@@ -94,7 +94,7 @@ class InputReader:
             while True:
                 held = self._hold_reason()
                 if held is not None:
-                    self._health.hold(held)
+                    self._health.hold(*held)
                     if self._may_erase() and self._pipeline.erasure_due():
                         # A deployment still loading (or failing to) holds the input, not
                         # an erasure.
@@ -108,17 +108,17 @@ class InputReader:
             probe.cancel()
             await consumer.stop()
 
-    def _hold_reason(self) -> str | None:
-        """Why the input must not be read now, if it must not."""
+    def _hold_reason(self) -> tuple[HoldKind, str] | None:
+        """Why the input must not be read now (its kind and the reason), if it must not."""
         if self._revoked:
-            return "rebalance"
+            return "rebalance", "rebalance"
         waiting = recovery_waiting(self._app)
         if waiting is not None:
-            return waiting
+            return ("table_recovery" if waiting == "table recovery" else "rebalance"), waiting
         # A new deployment is loaded before the next batch: the switch falls between two
         # batches.
         if not self._models.is_current():
-            return self._models.waiting_for() or "the deployment"
+            return "deployment", self._models.waiting_for() or "the deployment"
         return None
 
     def _may_erase(self) -> bool:
@@ -134,7 +134,7 @@ class InputReader:
             return
         if self._mirror.due():
             # Between two batches, so no batch writes a client's hash meanwhile.
-            self._health.hold("redis mirror rebuild")
+            self._health.hold("redis_mirror_rebuild", "redis mirror rebuild")
             await self._mirror.rebuild(stop=lambda: self._revoked)
             return
         self._health.release()

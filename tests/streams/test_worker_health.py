@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from streams.worker_health import LAG_FRESH_S, STALLED_AFTER_S, WorkerHealth
+from streams.worker_health import HELD_REASONS, LAG_FRESH_S, STALLED_AFTER_S, WorkerHealth
 
 TP = ("t-activity", 0)
 
@@ -40,13 +40,31 @@ def test_outages_are_reported_once_per_transition_and_named() -> None:
 
 def test_held_input_is_a_reason_only_with_partitions_assigned() -> None:
     health = _healthy()
-    health.hold("the models of deployment revision 2")
+    health.hold("deployment", "the models of deployment revision 2")
     assert health.problems() == ["input held (1 partitions): the models of deployment revision 2"]
     health.release()
     assert health.problems() == []
     health.assign({})
-    health.hold("rebalance")
+    health.hold("rebalance", "rebalance")
     assert health.problems() == []
+
+
+def test_held_reasons_name_the_hold_and_every_outage_from_a_fixed_set() -> None:
+    health = _healthy()
+    assert set(health.held_reasons()) == set(HELD_REASONS)
+    assert not any(health.held_reasons().values())
+    health.hold("deployment", "the models of deployment revision 2")
+    health.redis_failed("ConnectionError: refused")
+    held = {reason for reason, on in health.held_reasons().items() if on}
+    assert held == {"deployment", "redis_outage"}
+    health.release()
+    health.redis_answered()
+    health.broker_failed("no answer within 4s")
+    assert {reason for reason, on in health.held_reasons().items() if on} == {"broker_outage"}
+    health.broker_answered()
+    health.assign({})
+    health.hold("table_recovery", "table recovery")  # nothing assigned: nothing is held
+    assert not any(health.held_reasons().values())
 
 
 def test_lag_is_end_minus_next_and_never_negative() -> None:
