@@ -55,6 +55,11 @@ _SCALAR = (
     "services_count",
     "managed_endpoints",
     "tenure_days",
+    "invoices_lifetime",
+    "revenue_lifetime",
+    "days_since_last_invoice",
+    "invoices_per_30d_lifetime",
+    "invoice_recency_share",
     "season_sin",
     "season_cos",
 )
@@ -111,6 +116,24 @@ def _season(as_of: float) -> tuple[float, float]:
     return math.sin(angle), math.cos(angle)
 
 
+def _lifetime_purchases(state: ClientState, as_of: float) -> list[float]:
+    """How many invoices and how much since the first, how long since the last, the rate
+    per 30 days since the first, and the last's recency as a share of the client's buying
+    life (near 0: buying now; near 1: went quiet long ago). The two ratios stay in range
+    however long the history grows, where raw ages go beyond anything seen in training."""
+    first, last = state.first_invoice, state.last_invoice
+    if first is None or last is None:
+        return [0.0, 0.0, NAN, NAN, NAN]
+    life_days = (as_of - first) / DAY_SECONDS
+    return [
+        float(state.invoices),
+        state.invoiced,
+        (as_of - last) / DAY_SECONDS,
+        _ratio(30.0 * state.invoices, max(life_days, 1.0)),
+        _ratio(as_of - last, as_of - first),
+    ]
+
+
 def compute_features(state: ClientState, as_of: float) -> list[float]:
     """The feature vector (``FEATURE_NAMES`` order) of a client as of ``as_of`` (epoch s).
 
@@ -160,6 +183,7 @@ def compute_features(state: ClientState, as_of: float) -> list[float]:
             float(sum(1 for _, added in state.services.values() if added)),
             endpoints,
             _days_since(as_of, state.first_event_time),
+            *_lifetime_purchases(state, as_of),
             *_season(as_of),
         ]
     )

@@ -109,6 +109,13 @@ class ClientState:
     seen: dict[str, dict[str, float]] = field(default_factory=dict)
     offsets: dict[str, int] = field(default_factory=dict)
     version: int = 0
+    # Lifetime purchases, for clients who buy without a contract (what buy-till-you-die
+    # models use: how often, how recently, how much). Sums and extremes only, so the
+    # order events arrive in never changes them.
+    invoices: int = 0
+    invoiced: float = 0.0
+    first_invoice: float | None = None
+    last_invoice: float | None = None
 
     @property
     def watermark(self) -> float | None:
@@ -236,6 +243,11 @@ def _contract_cancelled(state: ClientState, event: Any, ts: float) -> None:
 
 def _invoice(state: ClientState, event: Any, ts: float) -> None:
     state.bucket(ts)[F["revenue"]] += event.payload.amount
+    state.invoices += 1
+    state.invoiced += event.payload.amount
+    if state.first_invoice is None or ts < state.first_invoice:
+        state.first_invoice = ts
+    state.last_invoice = _later(state.last_invoice, ts)
 
 
 def _payment(state: ClientState, event: Any, ts: float) -> None:
@@ -328,16 +340,26 @@ def state_fields(state: ClientState) -> list[Any]:
         state.seen,
         state.offsets,
         state.version,
+        state.invoices,
+        state.invoiced,
+        state.first_invoice,
+        state.last_invoice,
     ]
 
 
-STATE_FIELDS = 14  # the length of ``state_fields``: table rows of formats 2 to 5 embed it flat
+# How many fields table rows of formats 2 to 5 embed flat: the state before the lifetime
+# purchases, which such rows (and format 6 rows written before them) decode without.
+STATE_FIELDS = 14
+_LIFETIME_DEFAULTS: list[Any] = [0, 0.0, None, None]
 
 
 def state_from_fields(fields: list[Any]) -> ClientState:
     """The inverse of ``state_fields``."""
+    if len(fields) == STATE_FIELDS:
+        fields = [*fields, *_LIFETIME_DEFAULTS]
     (client_id, day_numbers, packed, watermarks, first, contact, payment, ticket, contract,
-     endpoints, services, seen, offsets, version) = fields  # fmt: skip
+     endpoints, services, seen, offsets, version, invoices, invoiced, first_invoice,
+     last_invoice) = fields  # fmt: skip
     flat = struct.unpack(f"<{len(packed) // 8}d", packed)
     return ClientState(
         client_id=client_id,
@@ -358,4 +380,8 @@ def state_from_fields(fields: list[Any]) -> ClientState:
         seen=seen,
         offsets=offsets,
         version=version,
+        invoices=invoices,
+        invoiced=invoiced,
+        first_invoice=first_invoice,
+        last_invoice=last_invoice,
     )

@@ -7,6 +7,7 @@ compacting and encoding the state change nothing.
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime
 from typing import Any
 
@@ -221,3 +222,30 @@ def test_features_of_a_small_history() -> None:
     assert features["service_backup"] == 0.0
     assert features["term_remaining_days"] == 12 * 365.25 / 12 - 100.5
     assert set(features) == set(FEATURE_NAMES)
+
+
+def test_lifetime_purchases_are_counted_whatever_the_order() -> None:
+    def invoice(event_id: str, days: float, amount: float) -> Event:
+        raw = encode_event("invoice_issued", event_id=event_id, client_id="acme",
+                           event_time=at(days), payload={"invoice_id": event_id,
+                                                         "amount": amount})  # fmt: skip
+        return parse_event(raw, "billing", now=FAR_FUTURE)
+
+    def at(day: float) -> float:
+        return START + day * DAY_SECONDS
+
+    # Within the allowed lateness of each other, so no order makes one of them late.
+    events = [invoice("a", 35, 100.0), invoice("b", 40, 50.0), invoice("c", 38, 25.0)]
+    forward, backward = ClientState("acme"), ClientState("acme")
+    for event in events:
+        apply_event(forward, event)
+    for event in reversed(events):
+        apply_event(backward, event)
+    assert forward == backward
+    features = feature_dict(forward, at(70))
+    assert features["invoices_lifetime"] == 3
+    assert features["revenue_lifetime"] == 175.0
+    assert features["days_since_last_invoice"] == 30.0
+    assert features["invoices_per_30d_lifetime"] == 3 * 30 / 35
+    assert features["invoice_recency_share"] == 30 / 35
+    assert math.isnan(feature_dict(ClientState("new"), at(1))["invoice_recency_share"])

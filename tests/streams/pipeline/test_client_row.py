@@ -10,7 +10,7 @@ from pathlib import Path
 import msgpack
 import pytest
 
-from features.state import ClientState, Contract
+from features.state import STATE_FIELDS, ClientState, Contract, state_fields
 from models_store.experiments.outcomes import Tracked
 from models_store.experiments.tracking import TrackedPredictions
 from models_store.scoring.emission import Emitted
@@ -81,3 +81,11 @@ def test_rows_round_trip_in_the_current_format() -> None:
 def test_an_unknown_format_is_refused() -> None:
     with pytest.raises(ValueError, match="format 7 is not 2 to 6"):
         decode_row(msgpack.packb([7, [], None, None, None]))
+
+
+def test_a_format_6_row_without_the_lifetime_purchases_decodes_with_none_counted() -> None:
+    """Rows written by format 6 before the state kept lifetime purchases (14 fields)."""
+    raw = msgpack.packb([6, state_fields(STATE)[:STATE_FIELDS], None, None, None])
+    decoded = decode_row(raw)
+    assert decoded.state == STATE
+    assert (decoded.state.invoices, decoded.state.first_invoice) == (0, None)
