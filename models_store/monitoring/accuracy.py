@@ -12,7 +12,10 @@ upper]) and the mean of the estimates made with those same predictions. Coverage
 Estimated: each scored client's estimated |error| (``models_store.model.error_estimate``);
 ``EstimateWindow`` keeps each client's latest within a sliding span of event time, so the
 estimated MAE weighs every client once, like the card's test MAE and the outcomes (a busy
-client is scored far more often than a quiet one).
+client is scored far more often than a quiet one). A ratio model's estimate counts only
+the clients with revenue in the last 90 days (``counts_in_estimate``): the others mostly
+have none in the horizon either, so no ratio and no outcome, and the error model, fitted
+on rows with a ratio, knows nothing of them (on the simulator they would triple it).
 
 ``AccuracyBook`` holds both per (model, arm) for one worker, for at most ``max_models``
 models (the least recently fed is dropped: bounded label sets, bounded memory).
@@ -44,6 +47,12 @@ def realised_in_target(target: str, revenue: float, cost: float) -> float | None
         return revenue - cost
     ratio = margin_ratio(revenue, cost)
     return None if math.isnan(ratio) else ratio
+
+
+def counts_in_estimate(target: str, persistence: float) -> bool:
+    """Whether a scored client's estimate counts in the estimated MAE (``persistence``: its
+    realised margin ratio of the last 90 days, NaN without revenue)."""
+    return target in MONEY_TARGETS or not math.isnan(persistence)
 
 
 @dataclass(frozen=True, slots=True)

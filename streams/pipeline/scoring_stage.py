@@ -37,7 +37,7 @@ import numpy as np
 from models_store.experiments.arm_health import ArmHealth, HealthBook, HealthKey, observe_call
 from models_store.experiments.outcomes import PERSISTENCE_INDEX
 from models_store.experiments.tracking import PredictionNote
-from models_store.monitoring.accuracy import AccuracyBook
+from models_store.monitoring.accuracy import AccuracyBook, counts_in_estimate
 from models_store.scoring.emission import EmissionPolicy, Emitted, Reason, decide
 from models_store.scoring.prediction import Prediction, build_prediction
 from models_store.scoring.scorer import Score, Scorer
@@ -194,10 +194,12 @@ class ScoringStage:
     ) -> None:
         """Add the scored clients' estimated |error| to the accuracy book."""
         self.accuracy.know(scorer.card)
+        target = scorer.card.target
         self.accuracy.add_estimates(scorer.ref, arm, (
             (client.row.client_id, client.as_of, score.estimated_error)
             for client, score in zip(clients, scores, strict=True)
             if not isinstance(score, str) and score.estimated_error is not None
+            and counts_in_estimate(target, client.features[PERSISTENCE_INDEX])
         ))  # fmt: skip
 
     @staticmethod

@@ -89,7 +89,8 @@ def test_the_bundle_is_complete_and_loads_to_the_same_predictions(
     assert covered == pytest.approx(card.intervals.test_coverage)
     # The label-free error estimate loads with the bundle and says what the card checked.
     estimated = model.estimated_errors(x, predicted)
-    assert estimated is not None and card.error_estimate is not None
+    assert estimated is not None
+    assert card.error_estimate is not None
     assert (estimated >= 0).all()
     assert float(np.mean(estimated)) == pytest.approx(card.error_estimate.test_estimated_mae)
     realised = np.abs(trained.test["actual"] - predicted)
