@@ -9,8 +9,10 @@ import faust
 from features.online_store import redis_client
 from models_store.control.fold import ControlFold
 from models_store.control.signing import Keyring, Principal, load_keyring
+from models_store.monitoring.accuracy import AccuracyBook
 from models_store.scoring.emission import EmissionPolicy
 from models_store.scoring.scorer import Scorer
+from streams.control.accuracy_reports import AccuracyReports
 from streams.control.active_models import ActiveModels, registry_loader
 from streams.control.audit_trail import register_audit_trail
 from streams.control.experiment_monitor import ExperimentMonitor
@@ -141,7 +143,8 @@ def create_app(
     app.task(follow_deployments)
 
     policy = EmissionPolicy(settings.prediction_delta, settings.prediction_heartbeat_s)
-    scoring = ScoringStage(policy)
+    accuracy = AccuracyBook(settings.accuracy_window_outcomes, settings.accuracy_estimate_span_s)
+    scoring = ScoringStage(policy, accuracy)
     pipeline = BatchProcessor(settings, topics, states, store, gaps, models, scoring)
     mirror = MirrorKeeper(
         settings, states, store, worker_health, consumer_options, pipeline.worker_id
@@ -165,7 +168,13 @@ def create_app(
     async def monitor_experiments() -> None:
         await monitor.run(settings.monitor_interval_s)
 
+    accuracy_reports = AccuracyReports(accuracy, topics.monitoring, health.incarnation)
+
+    async def report_accuracy() -> None:
+        await accuracy_reports.run(settings.monitor_interval_s)
+
     app.task(report_health)
+    app.task(report_accuracy)
     app.task(monitor_experiments)
     token = settings.api_token.get_secret_value() if settings.api_token else None
     register_views(app, states, store, models, worker_health, token)

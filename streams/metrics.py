@@ -18,6 +18,7 @@ from prometheus_client import Counter, Gauge, Histogram
 
 from models_store.control.state import Deployment
 from models_store.experiments.verdict import GUARDRAILS, Action, Verdict
+from models_store.monitoring.accuracy import AccuracyFigures
 from streams.worker_health import WorkerHealth
 
 EVENTS_CONSUMED = Counter(
@@ -256,3 +257,67 @@ def publish_health(
     for role, ref in models.items():
         name, _, version = ref.partition("@")
         DEPLOYED_MODEL.labels(role=role, name=name, version=version).set(1)
+
+
+ACCURACY_REALISED_MAE = Gauge(
+    "profitstream_accuracy_realised_mae",
+    "MAE of the model's last N closed outcomes on this worker (PROFITSTREAM_ACCURACY_WINDOW_"
+    "OUTCOMES), in its target's unit, by model (NAME@VERSION, at most 4) and arm (champion, "
+    "challenger, shadow, none); no series before an outcome closes",
+    ["model", "arm"],
+)
+ACCURACY_REALISED_BIAS = Gauge(
+    "profitstream_accuracy_realised_bias",
+    "mean predicted - realised over the same outcomes",
+    ["model", "arm"],
+)
+ACCURACY_COVERAGE = Gauge(
+    "profitstream_accuracy_interval_coverage",
+    "share of the same outcomes whose realised value lies inside the predicted interval",
+    ["model", "arm"],
+)
+ACCURACY_COVERAGE_BROKEN = Gauge(
+    "profitstream_accuracy_coverage_broken",
+    "1 when N outcomes are in and their coverage lies outside the interval's level ± 5 "
+    "points; 0 otherwise",
+    ["model", "arm"],
+)
+ACCURACY_OUTCOMES = Gauge(
+    "profitstream_accuracy_outcomes_seen",
+    "closed outcomes this worker folded into the model's accuracy since it started",
+    ["model", "arm"],
+)
+ACCURACY_ESTIMATED_MAE = Gauge(
+    "profitstream_accuracy_estimated_mae",
+    "label-free estimate of the model's MAE on current traffic: mean estimated |error| of the "
+    "clients scored within PROFITSTREAM_ACCURACY_ESTIMATE_SPAN_S of event time; no series "
+    "for a model without an error estimate",
+    ["model", "arm"],
+)
+ACCURACY_REFERENCE_MAE = Gauge(
+    "profitstream_accuracy_reference_mae",
+    "the model card's MAE on its test rows (what the estimate is compared with)",
+    ["model", "arm"],
+)
+_ACCURACY_GAUGES = (ACCURACY_REALISED_MAE, ACCURACY_REALISED_BIAS, ACCURACY_COVERAGE,
+                    ACCURACY_COVERAGE_BROKEN, ACCURACY_OUTCOMES, ACCURACY_ESTIMATED_MAE,
+                    ACCURACY_REFERENCE_MAE)  # fmt: skip
+
+
+def publish_accuracy(figures: list[AccuracyFigures]) -> None:
+    """Set the accuracy gauges to the book's figures (a model the book dropped loses its
+    series)."""
+    for gauge in _ACCURACY_GAUGES:
+        gauge.clear()
+    for entry in figures:
+        labels = {"model": entry.model, "arm": entry.arm}
+        ACCURACY_OUTCOMES.labels(**labels).set(entry.outcomes_seen)
+        ACCURACY_COVERAGE_BROKEN.labels(**labels).set(int(bool(entry.coverage_broken)))
+        if entry.realised is not None:
+            ACCURACY_REALISED_MAE.labels(**labels).set(entry.realised.mae)
+            ACCURACY_REALISED_BIAS.labels(**labels).set(entry.realised.bias)
+            ACCURACY_COVERAGE.labels(**labels).set(entry.realised.coverage)
+        if entry.estimated_mae is not None:
+            ACCURACY_ESTIMATED_MAE.labels(**labels).set(entry.estimated_mae)
+        if entry.facts is not None and entry.facts.reference_mae is not None:
+            ACCURACY_REFERENCE_MAE.labels(**labels).set(entry.facts.reference_mae)

@@ -133,6 +133,16 @@ class Settings(BaseSettings):
         default=5.0, gt=0, le=3600,
         description="how often arm health is published and the experiment judged",
     )  # fmt: skip
+    accuracy_window_outcomes: int = Field(
+        default=500, ge=1, le=100_000,
+        description="N: realised accuracy and interval coverage are over the last N outcomes "
+        "of each model version and arm; coverage outside the level ± 5 points is broken",
+    )  # fmt: skip
+    accuracy_estimate_span_s: float = Field(
+        default=30 * 86_400.0, gt=0,
+        description="event-time span of the label-free error estimate: each client scored "
+        "within it counts once, with its latest estimate",
+    )  # fmt: skip
     control_max_age_s: float = Field(default=300.0, gt=0)
     control_max_skew_s: float = Field(default=60.0, ge=0)
     topics: TopicNames = TopicNames()

@@ -62,6 +62,10 @@ def _quantiles(metric: str, by: str = "") -> tuple[Query, ...]:
     )
 
 
+# Why the model-quality queries may be empty: their series are per model and arm.
+_SCORES = "a model's series appear once a worker scores with it"
+_CLOSES = "realised figures appear once a prediction's horizon closes"
+
 ROWS: tuple[Row, ...] = (
     Row("Workers", (
         Panel("Workers up and ready", (
@@ -150,10 +154,40 @@ ROWS: tuple[Row, ...] = (
                   "{{guardrail}}"),
         )),
     )),
-    # Issue 15's model-quality half fills these rows (its metrics do not exist yet).
+    # Issue 15's model quality: drift comes with its metrics (the drift branch).
     Row("Drift per feature", later="drift per model version and arm: added with its metrics"),
-    Row("Estimated vs realised accuracy", later="label-free estimate beside realised MAE"),
-    Row("Interval coverage", later="share of realised margins inside the 90% interval"),
+    Row("Estimated vs realised accuracy", (
+        Panel("MAE: estimated now, realised, card", (
+            Query("avg by (model, arm) (profitstream_accuracy_estimated_mae)",
+                  "estimated {{model}} {{arm}}", empty_when_healthy=_SCORES),
+            Query("avg by (model, arm) (profitstream_accuracy_realised_mae)",
+                  "realised {{model}} {{arm}}", empty_when_healthy=_CLOSES),
+            Query("max by (model, arm) (profitstream_accuracy_reference_mae)",
+                  "test rows {{model}} {{arm}}", empty_when_healthy=_SCORES),
+        ), description="In the model's target (margin ratio or money). Estimated: the "
+           "label-free estimate on the clients scored within the estimate span; realised: "
+           "each worker's last N closed outcomes (averaged over workers); the card's test "
+           "MAE for reference (the alert fires at 1.5x)"),
+        Panel("Realised bias", (
+            Query("avg by (model, arm) (profitstream_accuracy_realised_bias)",
+                  "{{model}} {{arm}}", empty_when_healthy=_CLOSES),
+        ), description="Mean predicted - realised over the last N closed outcomes"),
+        Panel("Outcomes seen", (
+            Query("sum by (model, arm) (profitstream_accuracy_outcomes_seen)",
+                  "{{model}} {{arm}}", empty_when_healthy=_SCORES),
+        ), description="Closed outcomes the workers folded since they started"),
+    )),
+    Row("Interval coverage", (
+        Panel("Interval coverage over the last N outcomes", (
+            Query("min by (model, arm) (profitstream_accuracy_interval_coverage)",
+                  "{{model}} {{arm}}", empty_when_healthy=_CLOSES),
+        ), unit="percentunit", description="Share of realised values inside the predicted "
+           "interval (lowest worker); the band is the interval's level ± 5 points"),
+        Panel("Coverage broken", (
+            Query("max by (model, arm) (profitstream_accuracy_coverage_broken)",
+                  "{{model}} {{arm}}", empty_when_healthy=_SCORES),
+        ), description="1 when a worker's full window of N outcomes lies outside the band"),
+    )),
 )  # fmt: skip
 
 

@@ -4,8 +4,9 @@ A tracked prediction (``Tracked``) collects the money of every event of its clie
 with an event time in (features_as_of, features_as_of + horizon] (``labels.margin_parts``,
 the same rule as the training labels). It is closed when no event of the horizon can
 still be applied; the outcome is then the realised margin ratio of the horizon (NaN
-without revenue, as for the labels), next to what was predicted. Which predictions of a
-client are tracked, and when, is ``models_store.experiments.tracking``.
+without revenue, as for the labels) and its money, next to what was predicted (in the
+model's ``target``: the ratio or money, ``models_store.monitoring.accuracy``). Which
+predictions of a client are tracked, and when, is ``models_store.experiments.tracking``.
 """
 
 from __future__ import annotations
@@ -38,6 +39,11 @@ class Tracked:
     persistence: float  # the realised margin of the 90 days before (NaN: undefined)
     revenue: float = 0.0
     cost: float = 0.0
+    # Tracked since accuracy monitoring (None in older rows): the model's target, its
+    # interval level, and the label-free estimate of |error| made with the prediction.
+    target: str | None = None
+    level: float | None = None
+    estimated_error: float | None = None
 
 
 def add_money(tracked: Tracked, event_time: float, revenue: float, cost: float) -> Tracked:
@@ -72,4 +78,7 @@ def outcome_record(tracked: Tracked) -> OutcomeRecord:
         revenue=tracked.revenue,
         cost=tracked.cost,
         realised=_number(margin_ratio(tracked.revenue, tracked.cost)),
+        target=tracked.target,  # type: ignore[arg-type]  # a card's target, set by ``track``
+        interval_level=tracked.level,
+        estimated_error=tracked.estimated_error,
     )

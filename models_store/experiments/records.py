@@ -6,7 +6,9 @@ Three kinds share the topic, told apart by ``kind``:
 - ``arm_health``: one worker incarnation's cumulative counts of one arm's model calls
   (keyed by experiment id);
 - ``experiment_result``: the monitor's look at an experiment: the test, the guardrails and
-  the verdict (keyed by experiment id, written when it changes).
+  the verdict (keyed by experiment id, written when it changes);
+- ``accuracy``: one worker incarnation's realised and estimated accuracy of one model
+  version and arm (keyed by model NAME@VERSION, written when it changes).
 
 Readers fold these records leniently (``experiment_verdict.ExperimentTally``): an unknown
 kind or field is skipped, never fatal. ``docs/schemas/profitability-monitoring.schema.json``
@@ -53,6 +55,17 @@ class OutcomeRecord(_Record):
     revenue: float = Field(description="money in of the horizon")
     cost: float = Field(description="money out of the horizon")
     realised: float | None = Field(description="realised margin ratio (null: no revenue)")
+    target: Literal["margin_ratio", "margin_abs"] | None = Field(
+        default=None,
+        description="the model's target: what predicted, lower and upper are in (null: a "
+        "prediction tracked before outcomes said; the model's card tells)",
+    )
+    interval_level: float | None = Field(default=None, description="the interval's level")
+    estimated_error: float | None = Field(
+        default=None,
+        description="the label-free estimate of |predicted - realised| made with the "
+        "prediction (null: the model has no error estimate)",
+    )
 
 
 class ArmHealthRecord(_Record):
@@ -132,8 +145,59 @@ class ExperimentResultRecord(_Record):
     monitor: str = Field(description="the worker whose monitor looked")
 
 
+class RealisedAccuracy(_Record):
+    """Figures of a (model, arm)'s last closed outcomes, in the model's target."""
+
+    n: int
+    mae: float
+    bias: float = Field(description="mean of predicted - realised")
+    rmse: float
+    coverage: float = Field(description="share of realised values inside [lower, upper]")
+    estimated_mae: float | None = Field(
+        description="mean label-free estimate made with the same predictions (null: none)"
+    )
+    estimated_n: int
+
+
+class EstimatedAccuracy(_Record):
+    """The label-free estimate of a (model, arm)'s MAE on current traffic."""
+
+    clients: int = Field(description="clients scored within the span (each counted once)")
+    mae: float | None = Field(description="their mean estimated |error| (null: none yet)")
+    span_s: float = Field(description="the sliding window of event time, in seconds")
+
+
+class AccuracyRecord(_Record):
+    """One worker incarnation's accuracy of one (model, arm): realised over its last closed
+    outcomes, estimated on its current traffic (``models_store.monitoring.accuracy``)."""
+
+    schema_version: Literal[1] = 1
+    kind: Literal["accuracy"] = "accuracy"
+    worker: str = Field(description="WORKER_ID/INCARNATION: a restart reports anew")
+    at: str = Field(description="ISO-8601 time the figures were published")
+    model: str = Field(description="NAME@VERSION")
+    arm: Literal["champion", "challenger", "shadow", "none"] = Field(
+        description="none: predictions made outside any experiment"
+    )
+    target: Literal["margin_ratio", "margin_abs"] | None = Field(
+        description="the unit of every figure (null: not known to this worker)"
+    )
+    interval_level: float | None
+    reference_mae: float | None = Field(description="the card's test MAE of the model")
+    window: int = Field(description="N: realised figures are over the last N outcomes")
+    outcomes_seen: int = Field(description="outcomes folded by this incarnation")
+    realised: RealisedAccuracy | None = Field(description="null: no outcome closed yet")
+    coverage_broken: bool | None = Field(
+        description="coverage over N outcomes outside the level ± 5 points (null: < N)"
+    )
+    estimated: EstimatedAccuracy | None = Field(
+        description="null: the model has no error estimate (trained before it existed)"
+    )
+
+
 MonitoringRecord = Annotated[
-    OutcomeRecord | ArmHealthRecord | ExperimentResultRecord, Field(discriminator="kind")
+    OutcomeRecord | ArmHealthRecord | ExperimentResultRecord | AccuracyRecord,
+    Field(discriminator="kind"),
 ]
 
 

@@ -36,12 +36,25 @@ class TrackedPredictions:
 NOTHING_TRACKED = TrackedPredictions()
 
 
+@dataclass(frozen=True, slots=True)
+class PredictionNote:
+    """What the scorer knew of a prediction that its payload does not carry: the model's
+    target and the label-free estimate of its |error|."""
+
+    target: str | None = None
+    estimated_error: float | None = None
+
+
 def track(
-    prediction: Prediction, persistence: float, arm_of: tuple[str, str] | None = None
+    prediction: Prediction,
+    persistence: float,
+    arm_of: tuple[str, str] | None = None,
+    note: PredictionNote | None = None,
 ) -> Tracked:
     """Start tracking an emitted prediction (``persistence``: the client's realised margin
     of the 90 days before, the naive forecast it is compared with). ``arm_of`` names the
     experiment arm of a prediction that carries none: the champion's, beside a shadow."""
+    note = note or PredictionNote()
     as_of = prediction.features_as_of.timestamp()
     experiment = prediction.experiment
     tag = (experiment.id, experiment.arm) if experiment is not None else arm_of
@@ -56,6 +69,9 @@ def track(
         lower=prediction.interval.lower,
         upper=prediction.interval.upper,
         persistence=persistence,
+        target=note.target,
+        level=prediction.interval.level,
+        estimated_error=note.estimated_error,
     )
 
 
@@ -97,13 +113,16 @@ def start_tracking(
     shadow: Prediction | None,
     persistence: float,
     beside_shadow: tuple[str, str] | None = None,
+    notes: Mapping[str, PredictionNote] | None = None,
 ) -> TrackedPredictions:
     """Track the client's new predictions where none is tracked yet (``beside_shadow``: the
-    experiment and arm the champion's prediction counts for beside a shadow challenger)."""
+    experiment and arm the champion's prediction counts for beside a shadow challenger;
+    ``notes``: by prediction id)."""
+    notes = notes or {}
     champion = tracked.emitted
     if champion is None and emitted is not None:
-        champion = track(emitted, persistence, beside_shadow)
+        champion = track(emitted, persistence, beside_shadow, notes.get(emitted.prediction_id))
     challenger = tracked.shadow
     if challenger is None and shadow is not None:
-        challenger = track(shadow, persistence)
+        challenger = track(shadow, persistence, None, notes.get(shadow.prediction_id))
     return TrackedPredictions(champion, challenger)

@@ -6,7 +6,9 @@ Artifacts of a bundle:
   code, so it is only ever loaded from a bundle whose every file matched the registry
   card's sha256 (``load`` verifies first);
 - ``interval_scale.ubj`` — an XGBoost model of the expected absolute error, the σ(x) of
-  the normalised conformal interval.
+  the normalised conformal interval;
+- ``error_estimate.ubj`` — the label-free error estimate (``models_store.model.error_estimate``),
+  fitted on held-out residuals; bundles trained before it have none, and give no estimate.
 
 Drivers are TreeSHAP contributions of the XGBoost component (XGBoost's native
 ``pred_contribs``, microseconds per row); exact SHAP of the forest would cost
@@ -25,12 +27,14 @@ import xgboost
 from sklearn.ensemble import RandomForestRegressor
 
 from models_store.model.conformal import interval
+from models_store.model.error_estimate import estimate_errors
 from models_store.registry.bundle import artifact_entry, verify_bundle
 from models_store.registry.card import ArtifactEntry, ModelCard, check_features
 
 XGBOOST_FILE = "xgboost.ubj"
 FOREST_FILE = "random_forest.joblib"
 SCALE_FILE = "interval_scale.ubj"
+ERROR_FILE = "error_estimate.ubj"
 
 
 @dataclass
@@ -44,6 +48,7 @@ class ProfitModel:
     quantile: float
     level: float
     feature_names: tuple[str, ...]
+    error_model: xgboost.Booster | None = None  # None: a bundle without the estimate
 
     def components(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(XGBoost, forest) predictions; the forest is not run when it has no weight."""
@@ -64,6 +69,12 @@ class ProfitModel:
         """The calibrated ``level`` interval around ``predicted``."""
         return interval(predicted, self.scale(x), self.quantile)
 
+    def estimated_errors(self, x: np.ndarray, predicted: np.ndarray) -> np.ndarray | None:
+        """The label-free estimate of each row's |error| (None: the bundle has no model)."""
+        if self.error_model is None:
+            return None
+        return estimate_errors(self.error_model, x, predicted)
+
     def contributions(self, x: np.ndarray) -> np.ndarray:
         """TreeSHAP of the XGBoost component: one column per feature, then the bias."""
         # No feature names on the DMatrix: validating them costs about a millisecond.
@@ -74,11 +85,15 @@ class ProfitModel:
         self.xgboost_model.save_model(bundle / XGBOOST_FILE)
         self.scale_model.save_model(bundle / SCALE_FILE)
         joblib.dump(self.forest, bundle / FOREST_FILE, compress=3)
-        return {
+        entries = {
             "xgboost": artifact_entry(bundle, XGBOOST_FILE, "xgboost-ubj"),
             "random_forest": artifact_entry(bundle, FOREST_FILE, "sklearn-joblib"),
             "interval_scale": artifact_entry(bundle, SCALE_FILE, "xgboost-ubj"),
         }
+        if self.error_model is not None:
+            self.error_model.save_model(bundle / ERROR_FILE)
+            entries["error_estimate"] = artifact_entry(bundle, ERROR_FILE, "xgboost-ubj")
+        return entries
 
     @classmethod
     def load(cls, bundle: Path, card: ModelCard) -> ProfitModel:
@@ -90,6 +105,10 @@ class ProfitModel:
         booster.load_model(bundle / card.artifacts["xgboost"].path)
         scale = xgboost.Booster()
         scale.load_model(bundle / card.artifacts["interval_scale"].path)
+        error_model = None
+        if "error_estimate" in card.artifacts:
+            error_model = xgboost.Booster()
+            error_model.load_model(bundle / card.artifacts["error_estimate"].path)
         forest: Any = joblib.load(bundle / card.artifacts["random_forest"].path)
         # One thread: threads add the trees up in any order, which changes the last bit of
         # a prediction; a replay must reproduce predictions exactly.
@@ -102,4 +121,5 @@ class ProfitModel:
             quantile=card.intervals.quantile,
             level=card.intervals.level,
             feature_names=card.feature_names,
+            error_model=error_model,
         )

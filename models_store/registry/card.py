@@ -115,6 +115,20 @@ class IntervalCalibration(_Frozen):
     test_mean_width: float | None = None
 
 
+class ErrorEstimate(_Frozen):
+    """The label-free error model (``models_store.model.error_estimate``): fitted on the
+    validation rows' |error|, checked on the test rows (in the target's unit)."""
+
+    method: str
+    fitted_rows: int
+    test_rows: int
+    test_estimated_mae: float = Field(description="mean estimated |error| on the test rows")
+    test_mae: float = Field(description="the blend's realised MAE on the same rows")
+    test_correlation: float | None = Field(
+        description="Spearman correlation of estimated and realised |error| per test row"
+    )
+
+
 class ModelCard(_Frozen):
     """A model version: identity, data, features, parameters, quality, artifacts."""
 
@@ -140,6 +154,8 @@ class ModelCard(_Frozen):
     objective: str = "reg:absoluteerror"
     selection_metric: Literal["mae", "rmse"] = "mae"
     intervals: IntervalCalibration
+    # The label-free error estimate (None: trained before it existed; no estimate).
+    error_estimate: ErrorEstimate | None = None
     # Cards written before tiers were stored per model used the margin-ratio thresholds.
     risk_tiers: RiskTiers = Field(default_factory=RiskTiers)
     # What PROFITSTREAM_PREDICTION_DELTA is a fraction of: 1 for the margin ratio; for

@@ -45,6 +45,8 @@ class Score:
     level: float
     tier: TierName
     drivers: tuple[Contribution, ...]
+    # The label-free estimate of this prediction's |error| (None: the bundle has no model).
+    estimated_error: float | None = None
 
 
 def top_drivers(
@@ -100,9 +102,11 @@ class Scorer:
         lower, upper = self.model.interval(features, margin)
         level = self.model.level
         tiers = self.card.risk_tiers
+        estimated = self.model.estimated_errors(features, margin)
+        errors = [None] * len(margin) if estimated is None else [float(e) for e in estimated]
         return [
-            Score(float(m), float(lo), float(hi), level, tiers.tier(float(m)), ())
-            for m, lo, hi in zip(margin, lower, upper, strict=True)
+            Score(float(m), float(lo), float(hi), level, tiers.tier(float(m)), (), error)
+            for m, lo, hi, error in zip(margin, lower, upper, errors, strict=True)
         ]
 
     def explain(self, features: np.ndarray, scores: list[Score]) -> list[Score]:

@@ -26,15 +26,18 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import xgboost
+from scipy.stats import spearmanr
 
 from features.definitions import FEATURE_NAMES
 from features.state import DEFAULT_ALLOWED_LATENESS_S
 from models_store.errors import TrainingDataError
 from models_store.model.conformal import conformal_quantile, coverage, scores
+from models_store.model.error_estimate import fit_error_model
 from models_store.model.profit_model import ProfitModel
 from models_store.registry.card import (
     CARD_FILE,
     MONEY_TARGETS,
+    ErrorEstimate,
     IntervalCalibration,
     ModelCard,
     Target,
@@ -237,6 +240,9 @@ def train(
         scores(y_valid, valid_blend, model.scale(x_valid)), request.level
     )
     tiers = risk_tiers_for(request.target, valid_blend, request.tier_bounds)
+    # The label-free error estimate learns on the validation rows (held out from the
+    # blend's fit) and is checked on the test rows below.
+    model.error_model = fit_error_model(x_valid, valid_blend, y_valid, request.seed, budget.jobs)
 
     step("evaluating on the test cutoffs")
     test_boosted, test_forest = model.components(x_test)
@@ -244,6 +250,7 @@ def train(
         test_forest = forest.predict(x_test)  # for the report, even when the blend skips it
     test_blend = weight * test_boosted + (1 - weight) * test_forest
     lower, upper = model.interval(x_test, test_blend)
+    error_check = check_error_estimate(model, x_test, test_blend, y_test, len(valid_rows))
     train_mean = float(y_train.mean())
     persistence = persistence_baseline(test_rows["persistence"].to_numpy(), train_mean)
     predictions = {
@@ -350,6 +357,7 @@ def train(
             test_coverage=test_coverage,
             test_mean_width=float(np.mean(upper - lower)),
         ),
+        error_estimate=error_check,
         explanations=explanations,
         libraries=_libraries(),
         artifacts=artifacts,
@@ -357,6 +365,29 @@ def train(
     (bundle / CARD_FILE).write_text(card.to_json())
     return TrainingResult(card, bundle, test, importance, figures, timings, excluded,
                           x_test, contributions[:, :-1], baseline_note)  # fmt: skip
+
+
+def check_error_estimate(
+    model: ProfitModel,
+    x_test: np.ndarray,
+    test_blend: np.ndarray,
+    y_test: np.ndarray,
+    fitted_rows: int,
+) -> ErrorEstimate:
+    """The error model's estimate against the blend's realised errors on the test rows."""
+    estimated = model.estimated_errors(x_test, test_blend)
+    assert estimated is not None  # fitted just before
+    realised = np.abs(y_test - test_blend)
+    correlation = float(spearmanr(estimated, realised).statistic) if y_test.size > 2 else None
+    return ErrorEstimate(
+        method="direct loss estimation: XGBoost of |error| on the features and the "
+        "prediction, fitted on the validation rows",
+        fitted_rows=fitted_rows,
+        test_rows=int(y_test.size),
+        test_estimated_mae=float(np.mean(estimated)),
+        test_mae=float(np.mean(realised)),
+        test_correlation=None if correlation is None or np.isnan(correlation) else correlation,
+    )
 
 
 def shap_cost(model: ProfitModel, x: np.ndarray, repeats: int = 5) -> dict[str, float]:

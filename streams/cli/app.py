@@ -24,6 +24,7 @@ from streams.cli.context import (
 from streams.cli.experiment import experiment_cli
 from streams.cli.keys import control_cli
 from streams.cli.models import models_cli
+from streams.cli.monitor import monitor_cli
 from streams.cli.predictions import predictions_cli
 from streams.errors import ProfitstreamError
 from streams.settings import Settings, mask_url_password
@@ -43,6 +44,7 @@ cli.add_typer(experiment_cli, name="experiment")
 cli.add_typer(clients_cli, name="clients")
 cli.add_typer(control_cli, name="control")
 cli.add_typer(predictions_cli, name="predictions")
+cli.add_typer(monitor_cli, name="monitor")
 cli.command("audit")(audit)
 
 out = make_console()

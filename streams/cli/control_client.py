@@ -301,3 +301,37 @@ async def _follow_trail(
         return found
     finally:
         await consumer.stop()
+
+
+async def read_since(
+    bootstrap: list[str], options: dict[str, Any], topic: str, since_ms: int
+) -> list[bytes]:
+    """The values of every partition of ``topic`` stored at or after ``since_ms``, to the
+    partitions' end offsets (empty when the topic does not exist)."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, **options
+    )  # fmt: skip
+    await consumer.start()
+    try:
+        if topic not in await consumer.topics():
+            return []
+        partitions = consumer.partitions_for_topic(topic) or set()
+        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+        consumer.assign(tps)
+        ends = await consumer.end_offsets(tps)
+        found = await consumer.offsets_for_times({tp: since_ms for tp in tps})
+        remaining = []
+        for tp in tps:
+            start = found.get(tp)
+            if start is not None and start.offset < ends[tp]:
+                consumer.seek(tp, start.offset)
+                remaining.append(tp)
+        values: list[bytes] = []
+        while remaining:
+            fetched = await consumer.getmany(*remaining, timeout_ms=200)
+            for messages in fetched.values():
+                values.extend(message.value or b"" for message in messages)
+            remaining = [tp for tp in remaining if await consumer.position(tp) < ends[tp]]
+        return values
+    finally:
+        await consumer.stop()

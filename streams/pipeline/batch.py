@@ -287,6 +287,8 @@ class BatchProcessor:
         outputs.predictions = {p.client_id: p.to_json() for p in scored.predictions}
         outputs.shadow = scored.shadow
         await self._emitter.send(outputs, batch.pending)
+        # Once acknowledged: the worker's realised accuracy counts what the topic holds.
+        self._scoring.accuracy.add_outcomes(outputs.outcomes)
         rows = []
         mirrored: dict[str, dict[str, str]] = {}
         for client_id, entry in batch.changed.items():
@@ -322,7 +324,7 @@ class BatchProcessor:
             persistence = vectors[client_id][PERSISTENCE_INDEX]
             row.tracked = start_tracking(
                 row.tracked, emitted.get(client_id), shadow.get(client_id), persistence,
-                beside_shadow,
+                beside_shadow, scored.notes,
             )  # fmt: skip
         OUTCOMES_JOINED.inc(len(closed))
         return closed

@@ -16,6 +16,9 @@ it says the same thing.
 While an experiment runs, each model call is counted for its arm (``health``: clients
 scored and failed, call latency, distance from the persistence forecast); the worker
 publishes the counts for the experiment's guardrails (``streams.control.health_reports``).
+Every scored client's label-free error estimate goes into the accuracy book per model and
+arm, and each emitted prediction's estimate and its model's target into ``Scored.notes``,
+which the tracked prediction keeps until its outcome (``streams.control.accuracy_reports``).
 """
 
 from __future__ import annotations
@@ -33,6 +36,8 @@ import numpy as np
 
 from models_store.experiments.arm_health import ArmHealth, HealthBook, HealthKey, observe_call
 from models_store.experiments.outcomes import PERSISTENCE_INDEX
+from models_store.experiments.tracking import PredictionNote
+from models_store.monitoring.accuracy import AccuracyBook, counts_in_estimate
 from models_store.scoring.emission import EmissionPolicy, Emitted, Reason, decide
 from models_store.scoring.prediction import Prediction, build_prediction
 from models_store.scoring.scorer import Score, Scorer
@@ -80,6 +85,8 @@ class Scored:
     predictions: list[Prediction]
     failures: list[ScoringFailure]
     shadow: list[Prediction] = field(default_factory=list)
+    # By prediction id: what the outcome of an emitted or shadow prediction records beside it.
+    notes: dict[str, PredictionNote] = field(default_factory=dict)
 
 
 @dataclass
@@ -94,11 +101,13 @@ class _Group:
 class ScoringStage:
     """Scores changed clients; returns the predictions to emit and updates ``emitted``."""
 
-    def __init__(self, policy: EmissionPolicy) -> None:
+    def __init__(self, policy: EmissionPolicy, accuracy: AccuracyBook | None = None) -> None:
         self.policy = policy
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="scoring")
         # Cumulative counts of this worker's model calls, per experiment arm.
         self.health: HealthBook = {}
+        # Realised and estimated accuracy per model and arm (outcomes: the batch adds them).
+        self.accuracy = accuracy if accuracy is not None else AccuracyBook(500, 30 * 86_400.0)
 
     def close(self) -> None:
         """Stop the scoring thread."""
@@ -121,6 +130,7 @@ class ScoringStage:
             group.members.append(index)
         emitted: list[Prediction] = []
         failures: list[ScoringFailure] = []
+        notes: dict[str, PredictionNote] = {}
         scored_at = datetime.now(UTC)
         for group in groups.values():
             chosen = await self._choose(group, clients, matrix, failures, active)
@@ -133,15 +143,16 @@ class ScoringStage:
             tag = None if group.arm is None or experiment is None else (
                 experiment.experiment_id, group.arm)  # fmt: skip
             for (index, reason, _), score in zip(chosen, explained, strict=True):
-                emitted.append(
-                    self._prediction(group.scorer, clients[index], score, scored_at, reason, tag)
-                )
+                prediction = self._prediction(group.scorer, clients[index], score, scored_at,
+                                              reason, tag)  # fmt: skip
+                emitted.append(prediction)
+                notes[prediction.prediction_id] = _note(group.scorer, score)
                 PREDICTIONS_EMITTED.labels(reason=reason.value).inc()
         shadow = []
         if active.shadow is not None and experiment is not None and emitted:
-            shadow = await self._shadow(active, emitted, clients, matrix, scored_at)
+            shadow = await self._shadow(active, emitted, clients, matrix, scored_at, notes)
         SCORING_SECONDS.observe(time.perf_counter() - started)
-        return Scored(emitted, failures, shadow)
+        return Scored(emitted, failures, shadow, notes)
 
     async def _choose(
         self,
@@ -160,6 +171,7 @@ class ScoringStage:
         self._count(active, group.arm or "champion", group.scorer, began, scores,
                     matrix[group.members])  # fmt: skip
         self._count_shift(group.scorer, matrix[group.members])
+        self._estimate(group.scorer, group.arm, [clients[i] for i in group.members], scores)
         ref = group.scorer.ref
         scale = group.scorer.card.prediction_scale
         chosen = []
@@ -176,6 +188,19 @@ class ScoringStage:
             client.row.emitted = new
             chosen.append((index, reason, score))
         return chosen
+
+    def _estimate(
+        self, scorer: Scorer, arm: str | None, clients: list[Rescore], scores: list[Score | str]
+    ) -> None:
+        """Add the scored clients' estimated |error| to the accuracy book."""
+        self.accuracy.know(scorer.card)
+        target = scorer.card.target
+        self.accuracy.add_estimates(scorer.ref, arm, (
+            (client.row.client_id, client.as_of, score.estimated_error)
+            for client, score in zip(clients, scores, strict=True)
+            if not isinstance(score, str) and score.estimated_error is not None
+            and counts_in_estimate(target, client.features[PERSISTENCE_INDEX])
+        ))  # fmt: skip
 
     @staticmethod
     def _count_shift(scorer: Scorer, rows: np.ndarray) -> None:
@@ -216,6 +241,7 @@ class ScoringStage:
         clients: list[Rescore],
         matrix: np.ndarray,
         scored_at: datetime,
+        notes: dict[str, PredictionNote],
     ) -> list[Prediction]:
         """The shadow challenger's predictions of the clients the champion emitted for
         (without drivers: they are compared, not explained)."""
@@ -228,12 +254,17 @@ class ScoringStage:
         began = time.perf_counter()
         scores = await self._in_thread(self._score_each_if_needed, scorer, matrix[rows], ids)
         self._count(active, "shadow", scorer, began, scores, matrix[rows])
+        self._estimate(scorer, "shadow", [clients[row] for row in rows], scores)
         tag = (experiment.experiment_id, "shadow")
-        return [
-            self._prediction(scorer, clients[row], score, scored_at, Reason.SHADOW, tag)
-            for row, score in zip(rows, scores, strict=True)
-            if not isinstance(score, str)
-        ]
+        predictions = []
+        for row, score in zip(rows, scores, strict=True):
+            if isinstance(score, str):
+                continue
+            prediction = self._prediction(scorer, clients[row], score, scored_at, Reason.SHADOW,
+                                          tag)  # fmt: skip
+            notes[prediction.prediction_id] = _note(scorer, score)
+            predictions.append(prediction)
+        return predictions
 
     @staticmethod
     def _prediction(
@@ -286,3 +317,7 @@ class ScoringStage:
                 log.warning("client %s could not be scored: %s", client_id, exc)
                 result.append(f"{type(exc).__name__}: {exc}")
         return result
+
+
+def _note(scorer: Scorer, score: Score) -> PredictionNote:
+    return PredictionNote(target=scorer.card.target, estimated_error=score.estimated_error)

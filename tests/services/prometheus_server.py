@@ -38,10 +38,17 @@ ALERT_SIGNALS = {
         "max by (job, guardrail) (profitstream_experiment_guardrail_broken)",
     "ProfitstreamFeatureValuesOutsideTraining":
         "sum by (job, feature) (rate(profitstream_feature_values_outside_training_total[15m]))",
+    "ProfitstreamCoverageBroken":
+        "max by (job, model, arm) (profitstream_accuracy_coverage_broken)",
+    "ProfitstreamEstimatedErrorUp":
+        "avg by (job, model, arm) (profitstream_accuracy_estimated_mae)",
 }  # fmt: skip
 EMPTY_WHEN_HEALTHY = {
     # Labelled by feature: a series appears with the first value outside the training range.
     "ProfitstreamFeatureValuesOutsideTraining",
+    # Labelled by model and arm: series appear once a model scores (the live test runs none).
+    "ProfitstreamCoverageBroken",
+    "ProfitstreamEstimatedErrorUp",
 }
 
 

@@ -70,7 +70,7 @@ def test_the_bundle_is_complete_and_loads_to_the_same_predictions(
     assert card.feature_names == FEATURE_NAMES
     assert card.target == "margin_ratio"
     assert card.horizon_days == 90
-    assert set(card.artifacts) == {"xgboost", "random_forest", "interval_scale"}
+    assert set(card.artifacts) == {"xgboost", "random_forest", "interval_scale", "error_estimate"}
     assert card.artifacts["xgboost"].format == "xgboost-ubj"
     assert card.blend["xgboost"] + card.blend["random_forest"] == pytest.approx(1.0)
     assert len(card.training_data.fingerprint) == 64
@@ -87,6 +87,16 @@ def test_the_bundle_is_complete_and_loads_to_the_same_predictions(
     np.testing.assert_allclose(lower, trained.test["lower"], rtol=1e-12, atol=1e-12)
     covered = np.mean((trained.test["actual"] >= lower) & (trained.test["actual"] <= upper))
     assert covered == pytest.approx(card.intervals.test_coverage)
+    # The label-free error estimate loads with the bundle and says what the card checked.
+    estimated = model.estimated_errors(x, predicted)
+    assert estimated is not None
+    assert card.error_estimate is not None
+    assert (estimated >= 0).all()
+    assert float(np.mean(estimated)) == pytest.approx(card.error_estimate.test_estimated_mae)
+    realised = np.abs(trained.test["actual"] - predicted)
+    assert float(np.mean(realised)) == pytest.approx(card.error_estimate.test_mae)
+    assert card.error_estimate.test_mae == pytest.approx(card.metrics["blend"]["mae"])
+    assert card.error_estimate.fitted_rows == card.training_data.rows["validation"]
     contributions = model.contributions(x[:5])
     # TreeSHAP is exact: contributions plus the bias add up to the XGBoost prediction.
     boosted, _ = model.components(x[:5])

@@ -1,0 +1,1 @@
+"""Model quality in the stream: realised accuracy, its label-free estimate (pure)."""
