@@ -16,6 +16,7 @@ lateness decides what the stream could know at the time, not what happened.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -28,6 +29,23 @@ from features.events import (
     InvoiceIssued,
     TimeLogged,
 )
+
+# Targets in money (the currency of the events), as opposed to the margin ratio.
+MONEY_TARGETS: frozenset[str] = frozenset({"margin_abs"})
+
+
+def realised_in_target(target: str, revenue: float, cost: float) -> float | None:
+    """What a horizon's money makes of the target (None: a ratio without revenue)."""
+    if target in MONEY_TARGETS:
+        return revenue - cost
+    ratio = margin_ratio(revenue, cost)
+    return None if math.isnan(ratio) else ratio
+
+
+def persistence_feature(target: str) -> str:
+    """The feature that is the naive forecast of the target: its value over the 90 days
+    before (an outcome's baseline, and the experiment guardrail's reference)."""
+    return "margin_abs_90d" if target in MONEY_TARGETS else "realised_margin_90d"
 
 
 def margin_parts(event: Event) -> tuple[float, float]:

@@ -16,11 +16,13 @@ from dataclasses import dataclass, replace
 
 from features.definitions import FEATURE_NAMES
 from models_store.experiments.records import OutcomeRecord
-from models_store.labels import margin_ratio
+from models_store.labels import margin_ratio, persistence_feature
 
-# The naive forecast predictions are compared with: the client's realised margin of the
-# 90 days before (an outcome's baseline, and the drift guardrail's reference).
-PERSISTENCE_INDEX = FEATURE_NAMES.index("realised_margin_90d")
+
+def persistence_index(target: str) -> int:
+    """Where the naive forecast of ``target`` sits in the feature vector: the client's
+    realised margin (ratio or money) of the 90 days before (``labels.persistence_feature``)."""
+    return FEATURE_NAMES.index(persistence_feature(target))
 
 
 @dataclass(frozen=True)

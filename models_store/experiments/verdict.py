@@ -44,6 +44,7 @@ from models_store.experiments.sequential_test import (
     add_outcome,
     update,
 )
+from models_store.labels import MONEY_TARGETS, realised_in_target
 
 Action = Literal["continue", "ramp", "promote", "stop"]
 # The guardrails every look checks, in ``guardrail_checks``'s order.
@@ -103,7 +104,15 @@ class ExperimentTally:
         if prediction_id in self._predictions:
             self.ignored["repeated"] += 1  # at-least-once delivery: count each prediction once
             return
-        realised, predicted = record.get("realised"), record.get("predicted")
+        # The realised value in the model's own target (records before targets were named
+        # in them are of the ratio): money is compared with money, a ratio with a ratio.
+        target = str(record.get("target") or "margin_ratio")
+        realised = (
+            realised_in_target(target, float(record["revenue"]), float(record["cost"]))
+            if target in MONEY_TARGETS
+            else record.get("realised")
+        )
+        predicted = record.get("predicted")
         if realised is None or predicted is None:
             self.ignored["undefined_margin"] += 1  # no revenue in the horizon: no ratio
             return

@@ -34,19 +34,11 @@ from models_store.experiments.records import (
     OutcomeRecord,
     RealisedAccuracy,
 )
-from models_store.labels import margin_ratio
-from models_store.registry.card import MONEY_TARGETS, ModelCard
+from models_store.labels import MONEY_TARGETS, realised_in_target
+from models_store.registry.card import ModelCard
 
 NO_ARM = "none"  # the arm of a prediction made outside any experiment
 COVERAGE_TOLERANCE = 0.05  # coverage may sit this far from the interval's level
-
-
-def realised_in_target(target: str, revenue: float, cost: float) -> float | None:
-    """What the horizon's money makes of the target (None: a ratio without revenue)."""
-    if target in MONEY_TARGETS:
-        return revenue - cost
-    ratio = margin_ratio(revenue, cost)
-    return None if math.isnan(ratio) else ratio
 
 
 def counts_in_estimate(target: str, persistence: float) -> bool:

@@ -24,8 +24,6 @@ CARD_FILE = "card.json"
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,63}$"
 SEMVER = re.compile(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)$")
 Target = Literal["margin_ratio", "margin_abs"]
-# Targets in money (the currency of the events), as opposed to the margin ratio.
-MONEY_TARGETS: frozenset[str] = frozenset({"margin_abs"})
 
 
 class _Frozen(BaseModel):

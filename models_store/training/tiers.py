@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from models_store.registry.card import MONEY_TARGETS, RiskTiers
+from models_store.labels import MONEY_TARGETS
+from models_store.registry.card import RiskTiers
 
 DEFAULT_QUANTILES = (0.25, 0.75)
 

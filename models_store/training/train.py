@@ -31,12 +31,12 @@ from scipy.stats import spearmanr
 from features.definitions import FEATURE_NAMES
 from features.state import DEFAULT_ALLOWED_LATENESS_S
 from models_store.errors import TrainingDataError
+from models_store.labels import MONEY_TARGETS
 from models_store.model.conformal import conformal_quantile, coverage, scores
 from models_store.model.error_estimate import fit_error_model
 from models_store.model.profit_model import ProfitModel
 from models_store.registry.card import (
     CARD_FILE,
-    MONEY_TARGETS,
     ErrorEstimate,
     IntervalCalibration,
     ModelCard,

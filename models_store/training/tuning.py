@@ -26,7 +26,7 @@ from sklearn.experimental import enable_halving_search_cv  # noqa: F401
 from sklearn.model_selection import HalvingRandomSearchCV, PredefinedSplit
 from xgboost import XGBRegressor
 
-from models_store.registry.card import MONEY_TARGETS
+from models_store.labels import MONEY_TARGETS
 
 XGBOOST_SPACE: dict[str, Any] = {
     # Depth and tree count also bound the cost of per-prediction TreeSHAP drivers

@@ -32,7 +32,7 @@ from features.events import EventStream, InvalidEventError, parse_event
 from features.online_store import OnlineStore
 from features.serving import online_fields
 from features.state import ApplyResult, apply_event, compact, record_offset
-from models_store.experiments.outcomes import PERSISTENCE_INDEX
+from models_store.experiments.outcomes import persistence_index
 from models_store.experiments.records import OutcomeRecord
 from models_store.experiments.tracking import (
     add_money_to_tracked,
@@ -317,11 +317,14 @@ class BatchProcessor:
         beside_shadow = None
         if experiment is not None and experiment.mode == "shadow":
             beside_shadow = (experiment.experiment_id, "champion")
+        # The champion's target decides the naive forecast an outcome is compared with.
+        champion = None if batch.active is None else batch.active.champion
+        index = persistence_index("margin_ratio" if champion is None else champion.card.target)
         emitted: dict[str, Prediction] = {p.client_id: p for p in scored.predictions}
         shadow: dict[str, Prediction] = {p.client_id: p for p in scored.shadow}
         for client_id in emitted.keys() | shadow.keys():
             row = batch.changed[client_id].row
-            persistence = vectors[client_id][PERSISTENCE_INDEX]
+            persistence = vectors[client_id][index]
             row.tracked = start_tracking(
                 row.tracked, emitted.get(client_id), shadow.get(client_id), persistence,
                 beside_shadow, scored.notes,

@@ -35,7 +35,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from models_store.experiments.arm_health import ArmHealth, HealthBook, HealthKey, observe_call
-from models_store.experiments.outcomes import PERSISTENCE_INDEX
+from models_store.experiments.outcomes import persistence_index
 from models_store.experiments.tracking import PredictionNote
 from models_store.monitoring.accuracy import AccuracyBook, counts_in_estimate
 from models_store.scoring.emission import EmissionPolicy, Emitted, Reason, decide
@@ -195,11 +195,12 @@ class ScoringStage:
         """Add the scored clients' estimated |error| to the accuracy book."""
         self.accuracy.know(scorer.card)
         target = scorer.card.target
+        ratio_persistence = persistence_index("margin_ratio")  # recent revenue or not
         self.accuracy.add_estimates(scorer.ref, arm, (
             (client.row.client_id, client.as_of, score.estimated_error)
             for client, score in zip(clients, scores, strict=True)
             if not isinstance(score, str) and score.estimated_error is not None
-            and counts_in_estimate(target, client.features[PERSISTENCE_INDEX])
+            and counts_in_estimate(target, client.features[ratio_persistence])
         ))  # fmt: skip
 
     @staticmethod
@@ -230,7 +231,7 @@ class ScoringStage:
             self.health.get(key, ArmHealth()),
             latency_ms=latency_ms,
             predicted=[score.margin for score in scores if not isinstance(score, str)],
-            persistence=[float(rows[i, PERSISTENCE_INDEX]) for i in good],
+            persistence=[float(rows[i, persistence_index(scorer.card.target)]) for i in good],
             failures=len(scores) - len(good),
         )
 

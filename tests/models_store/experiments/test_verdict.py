@@ -125,6 +125,15 @@ def test_nothing_is_decided_below_min_samples_and_each_prediction_counts_once() 
     assert judge(EXPERIMENT, REVISION, t, NOW).action == "continue"
 
 
+def test_a_money_models_outcomes_are_judged_in_money() -> None:
+    t = tally()
+    # The ratio of 100 revenue and 60 cost is 0.4; the money is 40, which was predicted.
+    t.add(outcome("champion", "m", 0.0, target="margin_abs", predicted=40.0, realised=0.4,
+                  revenue=100.0, cost=60.0))  # fmt: skip
+    assert t.outcomes["champion"].n == 1
+    assert t.outcomes["champion"].mae == 0.0
+
+
 @pytest.mark.parametrize(
     ("challenger", "broken"),
     [

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from pydantic import TypeAdapter
 
 from models_store.experiments.records import MonitoringRecord, OutcomeRecord
+from models_store.labels import realised_in_target
 from models_store.monitoring.accuracy import (
     AccuracyBook,
     Closed,
@@ -20,7 +21,6 @@ from models_store.monitoring.accuracy import (
     accuracy_record,
     closed_outcome,
     coverage_broken,
-    realised_in_target,
     summarise,
 )
 
