@@ -223,7 +223,14 @@ def test_every_documented_form_runs(
         assert set(margins[0]["model_version"]) == {"1.0.0"}
         naive = "2024-04-20T12:00:00"
         cli_.fails("score", "--in", str(csv_bytes), "--out", str(out / "e.csv"),
-                   "--as-of", naive, fragments=("--as-of", "no UTC offset"))  # fmt: skip
+                   "--as-of", naive, fragments=("--as-of", "needs a UTC offset"))  # fmt: skip
+
+        # The workers publish accuracy records every few seconds once they score; before
+        # the first one the command says so in one line.
+        quality = cli_.run("monitor", "status", "--since-hours", "1")
+        if quality.returncode != 0:
+            assert_one_line_error(quality, "monitor")
+        assert "Traceback" not in quality.stdout + quality.stderr
 
         assert "(running)" in cli_.ok("experiment", "status")
         status_doc = cli_.json("experiment", "status", "e-ab")
