@@ -15,7 +15,8 @@ PACKAGES = ("features", "models_store", "streams")
 ORDER = (
     "features", "features.simulation", "features.imports",
     "models_store", "models_store.registry", "models_store.model", "models_store.scoring",
-    "models_store.training", "models_store.experiments", "models_store.control",
+    "models_store.monitoring", "models_store.training", "models_store.experiments",
+    "models_store.control",
     "streams", "streams.kafka", "streams.control", "streams.pipeline", "streams.stack",
     "streams.top", "streams.cli",
 )  # fmt: skip

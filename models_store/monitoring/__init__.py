@@ -1,0 +1,1 @@
+"""Model monitoring in the stream, pure: the training reference, drift distances, windows."""
