@@ -144,7 +144,7 @@ class Settings(BaseSettings):
         default=60.0, gt=0, le=3600, description="how often drift records and gauges are published"
     )
     drift_min_rows: int = Field(
-        default=200, ge=1, description="scored rows a window needs before it is given figures"
+        default=500, ge=1, description="scored rows a window needs before it is given figures"
     )
     drift_top_features: int = Field(
         default=5, ge=1, le=100, description="features per record and gauge, largest PSI first"

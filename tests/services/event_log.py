@@ -94,7 +94,9 @@ PRICED_FIELDS = {"invoice_issued": "amount", "payment_received": "amount",
                  "contract_renewed": "monthly_recurring_value"}  # fmt: skip
 
 
-def repriced(messages: list[SimulatedMessage], factor: float, after: float) -> list[SimulatedMessage]:
+def repriced(
+    messages: list[SimulatedMessage], factor: float, after: float
+) -> list[SimulatedMessage]:
     """The messages with every price of an event at or after ``after`` times ``factor``
     (invoices, payments, contract values): a price change the drift monitor must see."""
     changed = []

@@ -39,7 +39,8 @@ def test_the_distances_are_symmetric_non_negative_and_ks_bounds_wasserstein(
     assert math.isclose(psi(a, b), psi(b, a), rel_tol=1e-12, abs_tol=1e-15)
     ks, w = binned_ks(a, b), binned_wasserstein(a, b)
     if a.sum() == 0 or b.sum() == 0:
-        assert math.isnan(ks) and math.isnan(w)
+        assert math.isnan(ks)
+        assert math.isnan(w)
         return
     assert ks == binned_ks(b, a)
     assert math.isclose(w, binned_wasserstein(b, a), rel_tol=1e-12, abs_tol=1e-15)

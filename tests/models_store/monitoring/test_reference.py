@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from features.definitions import CALENDAR_FEATURES, FEATURE_NAMES
-from models_store.monitoring.reference import binned, driver_indices, drift_reference
+from models_store.monitoring.reference import binned, drift_reference, driver_indices
 from models_store.monitoring.window import Binner
 from models_store.registry.drift_reference import BinnedDistribution
 from models_store.scoring.scorer import top_drivers
@@ -51,9 +51,8 @@ def test_the_reference_leaves_calendar_features_out_and_counts_drivers_like_scor
     assert driver_indices(contributions, 5).shape == (40, 5)
 
 
-column_values = arrays(np.float64, st.integers(1, 60),
-                       elements=st.one_of(st.floats(-5, 5), st.sampled_from([math.nan, math.inf,
-                                                                             0.0, 1.0])))  # fmt: skip
+special = st.sampled_from([math.nan, math.inf, 0.0, 1.0])
+column_values = arrays(np.float64, st.integers(1, 60), elements=st.floats(-5, 5) | special)
 
 
 @settings(max_examples=60, deadline=None)
