@@ -38,6 +38,7 @@ ALERT_SIGNALS = {
         "max by (job, guardrail) (profitstream_experiment_guardrail_broken)",
     "ProfitstreamFeatureValuesOutsideTraining":
         "sum by (job, feature) (rate(profitstream_feature_values_outside_training_total[15m]))",
+    "ProfitstreamFeatureDrift": "max by (job, model, arm) (profitstream_drift_max_psi)",
 }  # fmt: skip
 EMPTY_WHEN_HEALTHY = {
     # Labelled by feature: a series appears with the first value outside the training range.
