@@ -11,8 +11,8 @@ scratch registry. Each run, on fresh topics of the embedded stack:
    topic, and each prediction's latency is its arrival there minus the production time
    of the event that triggered it (same clock: one process produces and consumes).
 Then the model alone: one-row scoring (prediction, interval, drivers) and per-row cost in
-a batch of 10,000. ``--drift-off-too``: each run also drains the same backlog with a second
-worker (own app id) without drift monitoring, the two in alternating order, for the
+a batch of 10,000. ``--drift-off-too``: each run also drains the backlog, on topics of its
+own, with a worker without drift monitoring, the two in alternating order, for the
 monitoring's overhead side by side.
 
 Run: `.venv/bin/python -m benchmarks.end_to_end --clients 500 --months 12 --runs 3`
@@ -136,10 +136,8 @@ def _start_worker(
     port = free_port()
     env = worker_env(stack, data_dir, prefix, port, PARTITIONS)
     env |= {"PROFITSTREAM_MODEL_REGISTRY": str(registry), "PROFITSTREAM_MODEL": MODEL}
-    if not drift:  # the same input topics, read again by an app of its own
-        app = f"{prefix}-nodrift"
-        env |= {"PROFITSTREAM_DRIFT_MONITORING": "false", "PROFITSTREAM_APP_ID": app,
-                "PROFITSTREAM_DATA_DIR": str(data_dir / app)}  # fmt: skip
+    if not drift:
+        env["PROFITSTREAM_DRIFT_MONITORING"] = "false"
     process = spawn([sys.executable, "-m", "streams.cli", "worker"], data_dir / f"{prefix}.log",
                     env=env)  # fmt: skip
 
@@ -233,11 +231,17 @@ def _timed(call: object) -> float:
 
 
 def _drained(
-    stack: LocalStack, data_dir: Path, prefix: str, registry: Path, total: int, drift: bool
-) -> tuple[float, float]:
+    stack: LocalStack, data_dir: Path, registry: Path, messages: list[SimulatedMessage],
+    drift: bool,
+) -> tuple[float, float, str]:  # fmt: skip
+    """A backlog on fresh topics drained by a fresh worker: (ev/s, predictions/s, prefix)."""
+    prefix = f"e2e-{uuid.uuid4().hex[:8]}"
+    topics = [f"{prefix}-{name}" for name in ("activity", "billing", "passthrough")]
+    asyncio.run(create_topics(stack.bootstrap, topics, PARTITIONS))
+    asyncio.run(_produce(stack.bootstrap, prefix, messages, rate=0))
     pid, port = _start_worker(stack, data_dir, prefix, registry, drift=drift)
     try:
-        return _drain(port, total)
+        return (*_drain(port, len(messages)), prefix)
     finally:
         stop_pid(pid, timeout_s=30)
 
@@ -247,18 +251,15 @@ def one_run(
     rate: float, latency_events: int, drift_off_first: bool | None = None,
 ) -> RunResult:  # fmt: skip
     """Throughput on a backlog, then latency at ``rate``, each on fresh topics;
-    ``drift_off_first`` not None: the backlog drained without drift monitoring too."""
-    prefix = f"e2e-{uuid.uuid4().hex[:8]}"
-    topics = [f"{prefix}-{name}" for name in ("activity", "billing", "passthrough")]
-    asyncio.run(create_topics(stack.bootstrap, topics, PARTITIONS))
-    asyncio.run(_produce(stack.bootstrap, prefix, messages, rate=0))
-    baseline = asyncio.run(_passthrough_eps(stack.bootstrap, prefix, len(messages)))
+    ``drift_off_first`` not None: a backlog drained without drift monitoring too, on
+    topics of its own, before or after the one with it."""
     without = None
     if drift_off_first:
-        without = _drained(stack, data_dir, prefix, registry, len(messages), False)[0]
-    worker_eps, predictions = _drained(stack, data_dir, prefix, registry, len(messages), True)
+        without = _drained(stack, data_dir, registry, messages, False)[0]
+    worker_eps, predictions, prefix = _drained(stack, data_dir, registry, messages, True)
     if drift_off_first is False:
-        without = _drained(stack, data_dir, prefix, registry, len(messages), False)[0]
+        without = _drained(stack, data_dir, registry, messages, False)[0]
+    baseline = asyncio.run(_passthrough_eps(stack.bootstrap, prefix, len(messages)))
     live = f"e2e-{uuid.uuid4().hex[:8]}"
     topics = [f"{live}-{name}" for name in ("activity", "billing", "predictions")]
     asyncio.run(create_topics(stack.bootstrap, topics, PARTITIONS))
