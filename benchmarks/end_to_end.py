@@ -11,7 +11,9 @@ scratch registry. Each run, on fresh topics of the embedded stack:
    topic, and each prediction's latency is its arrival there minus the production time
    of the event that triggered it (same clock: one process produces and consumes).
 Then the model alone: one-row scoring (prediction, interval, drivers) and per-row cost in
-a batch of 10,000.
+a batch of 10,000. ``--drift-off-too``: each run also drains the backlog, on topics of its
+own, with a worker without drift monitoring, the two in alternating order, for the
+monitoring's overhead side by side.
 
 Run: `.venv/bin/python -m benchmarks.end_to_end --clients 500 --months 12 --runs 3`
 """
@@ -21,6 +23,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import sys
 import tempfile
 import time
@@ -65,6 +68,7 @@ class RunResult:
     predictions_per_s: float
     latencies_ms: list[float]
     latency_rate: float
+    worker_eps_without_drift: float | None = None
 
     @property
     def ratio(self) -> float:
@@ -127,11 +131,13 @@ async def _passthrough_eps(bootstrap: str, prefix: str, total: int) -> float:
 
 
 def _start_worker(
-    stack: LocalStack, data_dir: Path, prefix: str, registry: Path
+    stack: LocalStack, data_dir: Path, prefix: str, registry: Path, *, drift: bool = True
 ) -> tuple[int, int]:
     port = free_port()
     env = worker_env(stack, data_dir, prefix, port, PARTITIONS)
     env |= {"PROFITSTREAM_MODEL_REGISTRY": str(registry), "PROFITSTREAM_MODEL": MODEL}
+    if not drift:
+        env["PROFITSTREAM_DRIFT_MONITORING"] = "false"
     process = spawn([sys.executable, "-m", "streams.cli", "worker"], data_dir / f"{prefix}.log",
                     env=env)  # fmt: skip
 
@@ -224,30 +230,45 @@ def _timed(call: object) -> float:
     return time.perf_counter() - began
 
 
-def one_run(
+def _drained(
     stack: LocalStack, data_dir: Path, registry: Path, messages: list[SimulatedMessage],
-    rate: float, latency_events: int,
-) -> RunResult:  # fmt: skip
-    """Throughput on a backlog, then latency at ``rate``, each on fresh topics."""
+    drift: bool,
+) -> tuple[float, float, str]:  # fmt: skip
+    """A backlog on fresh topics drained by a fresh worker: (ev/s, predictions/s, prefix)."""
     prefix = f"e2e-{uuid.uuid4().hex[:8]}"
     topics = [f"{prefix}-{name}" for name in ("activity", "billing", "passthrough")]
     asyncio.run(create_topics(stack.bootstrap, topics, PARTITIONS))
     asyncio.run(_produce(stack.bootstrap, prefix, messages, rate=0))
-    baseline = asyncio.run(_passthrough_eps(stack.bootstrap, prefix, len(messages)))
-    pid, port = _start_worker(stack, data_dir, prefix, registry)
+    pid, port = _start_worker(stack, data_dir, prefix, registry, drift=drift)
     try:
-        worker_eps, predictions = _drain(port, len(messages))
+        return (*_drain(port, len(messages)), prefix)
     finally:
         stop_pid(pid, timeout_s=30)
+
+
+def one_run(
+    stack: LocalStack, data_dir: Path, registry: Path, messages: list[SimulatedMessage],
+    rate: float, latency_events: int, drift_off_first: bool | None = None,
+) -> RunResult:  # fmt: skip
+    """Throughput on a backlog, then latency at ``rate``, each on fresh topics;
+    ``drift_off_first`` not None: a backlog drained without drift monitoring too, on
+    topics of its own, before or after the one with it."""
+    without = None
+    if drift_off_first:
+        without = _drained(stack, data_dir, registry, messages, False)[0]
+    worker_eps, predictions, prefix = _drained(stack, data_dir, registry, messages, True)
+    if drift_off_first is False:
+        without = _drained(stack, data_dir, registry, messages, False)[0]
+    baseline = asyncio.run(_passthrough_eps(stack.bootstrap, prefix, len(messages)))
     live = f"e2e-{uuid.uuid4().hex[:8]}"
     topics = [f"{live}-{name}" for name in ("activity", "billing", "predictions")]
     asyncio.run(create_topics(stack.bootstrap, topics, PARTITIONS))
-    pid, port = _start_worker(stack, data_dir, live, registry)
+    pid, _ = _start_worker(stack, data_dir, live, registry)
     try:
         latencies = asyncio.run(_latencies(stack, live, messages[:latency_events], rate))
     finally:
         stop_pid(pid, timeout_s=30)
-    return RunResult(baseline, worker_eps, predictions, latencies, rate)
+    return RunResult(baseline, worker_eps, predictions, latencies, rate, without)
 
 
 def main() -> None:
@@ -257,6 +278,11 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--rate", type=float, default=5000.0, help="ev/s of the latency phase")
     parser.add_argument("--latency-seconds", type=float, default=20.0)
+    parser.add_argument(
+        "--drift-off-too",
+        action="store_true",
+        help="also drain each backlog without drift monitoring (alternating)",
+    )
     args = parser.parse_args()
     console = Console(width=max(Console().width, 110))
     results = []
@@ -271,7 +297,9 @@ def main() -> None:
         with running_stack(data_dir) as stack:
             for run in range(args.runs):
                 latency_events = min(len(messages), int(args.rate * args.latency_seconds))
-                result = one_run(stack, data_dir, registry, messages, args.rate, latency_events)
+                order = (run % 2 == 0) if args.drift_off_too else None
+                result = one_run(stack, data_dir, registry, messages, args.rate, latency_events,
+                                 order)  # fmt: skip
                 results.append(result)
                 p = np.percentile(result.latencies_ms, [50, 95, 99])
                 console.print(
@@ -294,6 +322,13 @@ def main() -> None:
         (f"latency p95 at {args.rate:,.0f} ev/s (ms)", [p[1] for p in percentiles], ",.1f"),
         (f"latency p99 at {args.rate:,.0f} ev/s (ms)", [p[2] for p in percentiles], ",.1f"),
     ]  # fmt: skip
+    if args.drift_off_too:
+        off = [r.worker_eps_without_drift or math.nan for r in results]
+        rows += [
+            ("worker without drift monitoring (ev/s)", off, ",.0f"),
+            ("with / without drift monitoring", [r.worker_eps / o for r, o in zip(results, off,
+                                                 strict=True)], ".3f"),
+        ]  # fmt: skip
     title = f"end to end, one worker, {len(messages):,} events, {args.runs} runs"
     console.print(spread_table(title, rows))
     console.print(f"model alone: one row (prediction, interval, 5 drivers) {single_ms:.2f} ms; "

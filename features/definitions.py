@@ -68,6 +68,9 @@ FEATURE_NAMES: tuple[str, ...] = (
     *_SCALAR,
     *(f"service_{service.value}" for service in ServiceType),
 )
+# Functions of the date of ``as_of`` alone: a few days of traffic always differ from a year
+# of training rows in them, so drift monitoring leaves them out.
+CALENDAR_FEATURES: tuple[str, ...] = ("season_sin", "season_cos")
 
 
 def _ratio(numerator: float, denominator: float) -> float:

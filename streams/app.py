@@ -10,11 +10,13 @@ from features.online_store import redis_client
 from models_store.control.fold import ControlFold
 from models_store.control.signing import Keyring, Principal, load_keyring
 from models_store.monitoring.accuracy import AccuracyBook
+from models_store.monitoring.book import DriftBook
 from models_store.scoring.emission import EmissionPolicy
 from models_store.scoring.scorer import Scorer
 from streams.control.accuracy_reports import AccuracyReports
 from streams.control.active_models import ActiveModels, registry_loader
 from streams.control.audit_trail import register_audit_trail
+from streams.control.drift_reports import DriftReports
 from streams.control.experiment_monitor import ExperimentMonitor
 from streams.control.health_reports import HealthReports
 from streams.control.log import ControlLog
@@ -144,7 +146,8 @@ def create_app(
 
     policy = EmissionPolicy(settings.prediction_delta, settings.prediction_heartbeat_s)
     accuracy = AccuracyBook(settings.accuracy_window_outcomes, settings.accuracy_estimate_span_s)
-    scoring = ScoringStage(policy, accuracy)
+    drift = DriftBook(settings.drift_window_days) if settings.drift_monitoring else None
+    scoring = ScoringStage(policy, accuracy, drift)
     pipeline = BatchProcessor(settings, topics, states, store, gaps, models, scoring)
     mirror = MirrorKeeper(
         settings, states, store, worker_health, consumer_options, pipeline.worker_id
@@ -176,6 +179,15 @@ def create_app(
     app.task(report_health)
     app.task(report_accuracy)
     app.task(monitor_experiments)
+    if drift is not None:
+        drift_reports = DriftReports(drift, topics.monitoring, pipeline.worker_id,
+                                     min_rows=settings.drift_min_rows,
+                                     top=settings.drift_top_features)  # fmt: skip
+
+        async def report_drift() -> None:
+            await drift_reports.run(settings.drift_interval_s)
+
+        app.task(report_drift)
     token = settings.api_token.get_secret_value() if settings.api_token else None
     register_views(app, states, store, models, worker_health, token)
     return app

@@ -190,6 +190,30 @@ DEPLOYED_MODEL = Gauge(
     "1 for each model the worker scores with, by role (champion, challenger)",
     ["role", "name", "version"],
 )
+DRIFT_PSI = Gauge(
+    "profitstream_drift_psi",
+    "PSI of a feature's scored values (or the prediction's: feature=prediction) in the "
+    "drift window of a model and arm against its training data; only the top features "
+    "by PSI (PROFITSTREAM_DRIFT_TOP_FEATURES) and once the window holds enough rows",
+    ["model", "arm", "feature"],
+)
+DRIFT_MAX_PSI = Gauge(
+    "profitstream_drift_max_psi",
+    "Largest PSI of a feature in the drift window of a model and arm (0 until the window "
+    "holds PROFITSTREAM_DRIFT_MIN_ROWS scored rows); < 0.1 none, 0.1-0.25 moderate, > 0.25 major",
+    ["model", "arm"],
+)
+DRIFT_WINDOW_ROWS = Gauge(
+    "profitstream_drift_window_rows",
+    "Scored rows in the drift window of a model and arm (the evidence behind its PSI)",
+    ["model", "arm"],
+)
+DRIFT_DRIVER_SHIFT = Gauge(
+    "profitstream_drift_driver_shift",
+    "How far the top-k SHAP drivers' shares of emitted predictions moved from training in "
+    "the drift window (0 same, 1 disjoint)",
+    ["model", "arm"],
+)
 
 
 def deployment_labels(deployment: Deployment | None, models: Mapping[str, str]) -> dict[str, str]:

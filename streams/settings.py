@@ -143,6 +143,22 @@ class Settings(BaseSettings):
         description="event-time span of the label-free error estimate: each client scored "
         "within it counts once, with its latest estimate",
     )  # fmt: skip
+    # Drift of the scored rows against each model's training data (``models_store.monitoring``).
+    drift_monitoring: bool = Field(
+        default=True, description="count scored rows for drift and publish `drift` records"
+    )
+    drift_window_days: int = Field(
+        default=7, ge=1, le=90, description="the sliding event-time window, in days"
+    )
+    drift_interval_s: float = Field(
+        default=60.0, gt=0, le=3600, description="how often drift records and gauges are published"
+    )
+    drift_min_rows: int = Field(
+        default=500, ge=1, description="scored rows a window needs before it is given figures"
+    )
+    drift_top_features: int = Field(
+        default=5, ge=1, le=100, description="features per record and gauge, largest PSI first"
+    )
     control_max_age_s: float = Field(default=300.0, gt=0)
     control_max_skew_s: float = Field(default=60.0, ge=0)
     topics: TopicNames = TopicNames()

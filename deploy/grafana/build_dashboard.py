@@ -154,8 +154,26 @@ ROWS: tuple[Row, ...] = (
                   "{{guardrail}}"),
         )),
     )),
-    # Issue 15's model quality: drift comes with its metrics (the drift branch).
-    Row("Drift per feature", later="drift per model version and arm: added with its metrics"),
+    Row("Drift per feature", (
+        Panel("Largest feature PSI, per model and arm", (
+            Query("max by (model, arm) (profitstream_drift_max_psi)", "{{model}} {{arm}}"),
+        ), description="Over the drift window; < 0.1 none, 0.1-0.25 moderate, > 0.25 major "
+                       "(the alert: > 0.2 for 15m). 0 until the window holds enough rows"),
+        Panel("PSI of the top features and the prediction", (
+            Query("max by (model, arm, feature) (profitstream_drift_psi)",
+                  "{{model}} {{arm}} {{feature}}",
+                  empty_when_healthy="published once a window holds PROFITSTREAM_DRIFT_MIN_ROWS "
+                                     "scored rows"),
+        )),
+        Panel("Drift window rows and driver shift", (
+            Query("sum by (model, arm) (profitstream_drift_window_rows)",
+                  "rows {{model}} {{arm}}"),
+            Query("max by (model, arm) (profitstream_drift_driver_shift)",
+                  "driver shift {{model}} {{arm}}",
+                  empty_when_healthy="set once an emitted prediction's drivers are counted"),
+        ), description="Scored rows behind the PSI; how far the top SHAP drivers' shares moved "
+                       "from training (0 same, 1 disjoint)"),
+    )),
     Row("Estimated vs realised accuracy", (
         Panel("MAE: estimated now, realised, card", (
             Query("avg by (model, arm) (profitstream_accuracy_estimated_mae)",

@@ -9,6 +9,8 @@ Three kinds share the topic, told apart by ``kind``:
   the verdict (keyed by experiment id, written when it changes);
 - ``accuracy``: one worker incarnation's realised and estimated accuracy of one model
   version and arm (keyed by model NAME@VERSION, written when it changes).
+- ``drift``: how far one worker's recently scored rows of a model version and arm are from
+  the model's training data (keyed by model; ``models_store.monitoring``).
 
 Readers fold these records leniently (``experiment_verdict.ExperimentTally``): an unknown
 kind or field is skipped, never fatal. ``docs/schemas/profitability-monitoring.schema.json``
@@ -195,8 +197,57 @@ class AccuracyRecord(_Record):
     )
 
 
+class DistanceFigures(_Record):
+    """How far one feature (or the prediction) is from its training distribution."""
+
+    name: str = Field(description="the feature, or `prediction`")
+    psi: float = Field(description="population stability index over the bins and missing")
+    ks: float | None = Field(description="largest gap of the binned CDFs (null: no finite value)")
+    wasserstein: float | None = Field(
+        description="mean gap of the binned CDFs: 1-Wasserstein in bins over their count, 0-1"
+    )
+    missing_share: float | None
+    reference_missing_share: float | None
+
+
+class DriverShareFigures(_Record):
+    """How often a feature was among the top drivers, in the window and in training."""
+
+    feature: str
+    share: float
+    reference: float
+
+
+class DriftRecord(_Record):
+    """One worker incarnation's drift of a model version and arm over its event-time window."""
+
+    schema_version: Literal[1] = 1
+    kind: Literal["drift"] = "drift"
+    worker: str = Field(description="WORKER_ID/INCARNATION")
+    at: str = Field(description="ISO-8601 time the figures were published")
+    model: str = Field(description="NAME@VERSION")
+    arm: Literal["champion", "challenger", "shadow"]
+    experiment_id: str | None
+    window_days: int
+    window_start: float | None = Field(description="epoch s: the first day's start")
+    window_end: float | None = Field(description="epoch s: the last day's end")
+    rows: int = Field(description="scored rows in the window")
+    late_rows: int = Field(description="rows older than the window, not counted")
+    min_rows: int = Field(description="rows needed before figures are given")
+    max_psi: float | None = Field(description="largest PSI of a feature (null: too few rows)")
+    drifted: list[str] = Field(description="features whose PSI is above 0.25, largest first")
+    features: list[DistanceFigures] = Field(description="the top features by PSI")
+    prediction: DistanceFigures | None
+    drivers_k: int
+    explained: int = Field(description="emitted predictions whose drivers were counted")
+    driver_shift: float | None = Field(
+        description="half the summed |share change| of the top-k drivers over k: 0 same, 1 none"
+    )
+    drivers: list[DriverShareFigures] = Field(description="the top features by current share")
+
+
 MonitoringRecord = Annotated[
-    OutcomeRecord | ArmHealthRecord | ExperimentResultRecord | AccuracyRecord,
+    OutcomeRecord | ArmHealthRecord | ExperimentResultRecord | AccuracyRecord | DriftRecord,
     Field(discriminator="kind"),
 ]
 

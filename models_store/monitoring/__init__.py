@@ -1,1 +1,2 @@
-"""Model quality in the stream: realised accuracy, its label-free estimate (pure)."""
+"""Model quality in the stream, pure: realised accuracy and its label-free estimate, drift
+of the scored rows from the training data (distances, event-time windows)."""

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from features.definitions import FEATURE_NAMES
 from models_store.errors import FeatureMismatchError
+from models_store.registry.drift_reference import DriftReference
 
 CARD_SCHEMA_VERSION = 1
 CARD_FILE = "card.json"
@@ -162,6 +163,8 @@ class ModelCard(_Frozen):
     explanations: dict[str, Any]
     libraries: dict[str, str]
     artifacts: dict[str, ArtifactEntry]
+    # The training distribution drift is measured against (None: an older card, no drift).
+    drift_reference: DriftReference | None = None
 
     @field_validator("version")
     @classmethod

@@ -44,6 +44,8 @@ from models_store.registry.card import (
     TrainingData,
     current_feature_specs,
 )
+from models_store.registry.drift_reference import drift_reference
+from models_store.scoring.scorer import DEFAULT_DRIVERS
 from models_store.scoring.shift import training_ranges
 from models_store.training.btyd_baseline import baseline_for_rows
 from models_store.training.dataset import (
@@ -300,6 +302,9 @@ def train(
         "global_importance_top10": {k: float(v) for k, v in importance.head(10).items()},
     }
     step("explaining (TreeSHAP)", 1)
+    reference = drift_reference(x_train, FEATURE_NAMES, valid_blend, contributions[:, :-1],
+                                DEFAULT_DRIVERS, prediction_rows="validation rows, the blend",
+                                feature_rows="training rows")  # fmt: skip
 
     described = {"events": history.fingerprint, "cutoffs": used, "horizon_s": horizon_s,
                  "target": request.target, "until": history.end}  # fmt: skip
@@ -361,6 +366,7 @@ def train(
         explanations=explanations,
         libraries=_libraries(),
         artifacts=artifacts,
+        drift_reference=reference,
     )
     (bundle / CARD_FILE).write_text(card.to_json())
     return TrainingResult(card, bundle, test, importance, figures, timings, excluded,

@@ -19,6 +19,9 @@ publishes the counts for the experiment's guardrails (``streams.control.health_r
 Every scored client's label-free error estimate goes into the accuracy book per model and
 arm, and each emitted prediction's estimate and its model's target into ``Scored.notes``,
 which the tracked prediction keeps until its outcome (``streams.control.accuracy_reports``).
+With drift monitoring on, every scored row and its prediction is also counted into the
+event-time window of its model and arm (``drift``: bin counts, numpy-vectorised per group),
+and each emitted prediction's drivers; ``streams.control.drift_reports`` publishes them.
 """
 
 from __future__ import annotations
@@ -38,6 +41,8 @@ from models_store.experiments.arm_health import ArmHealth, HealthBook, HealthKey
 from models_store.experiments.outcomes import persistence_index
 from models_store.experiments.tracking import PredictionNote
 from models_store.monitoring.accuracy import AccuracyBook, counts_in_estimate
+from models_store.monitoring.book import DriftBook
+from models_store.monitoring.window import DriftWindow
 from models_store.scoring.emission import EmissionPolicy, Emitted, Reason, decide
 from models_store.scoring.prediction import Prediction, build_prediction
 from models_store.scoring.scorer import Score, Scorer
@@ -101,13 +106,20 @@ class _Group:
 class ScoringStage:
     """Scores changed clients; returns the predictions to emit and updates ``emitted``."""
 
-    def __init__(self, policy: EmissionPolicy, accuracy: AccuracyBook | None = None) -> None:
+    def __init__(
+        self,
+        policy: EmissionPolicy,
+        accuracy: AccuracyBook | None = None,
+        drift: DriftBook | None = None,
+    ) -> None:
         self.policy = policy
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="scoring")
         # Cumulative counts of this worker's model calls, per experiment arm.
         self.health: HealthBook = {}
         # Realised and estimated accuracy per model and arm (outcomes: the batch adds them).
         self.accuracy = accuracy if accuracy is not None else AccuracyBook(500, 30 * 86_400.0)
+        # Drift windows per model and arm (None: drift monitoring is off).
+        self.drift = drift
 
     def close(self) -> None:
         """Stop the scoring thread."""
@@ -142,12 +154,15 @@ class ScoringStage:
             )
             tag = None if group.arm is None or experiment is None else (
                 experiment.experiment_id, group.arm)  # fmt: skip
+            window = self._drift_window(group.scorer, group.arm or "champion", active)
             for (index, reason, _), score in zip(chosen, explained, strict=True):
                 prediction = self._prediction(group.scorer, clients[index], score, scored_at,
                                               reason, tag)  # fmt: skip
                 emitted.append(prediction)
                 notes[prediction.prediction_id] = _note(group.scorer, score)
                 PREDICTIONS_EMITTED.labels(reason=reason.value).inc()
+                if window is not None:
+                    window.add_drivers(clients[index].as_of, [d.feature for d in score.drivers])
         shadow = []
         if active.shadow is not None and experiment is not None and emitted:
             shadow = await self._shadow(active, emitted, clients, matrix, scored_at, notes)
@@ -172,6 +187,8 @@ class ScoringStage:
                     matrix[group.members])  # fmt: skip
         self._count_shift(group.scorer, matrix[group.members])
         self._estimate(group.scorer, group.arm, [clients[i] for i in group.members], scores)
+        self._count_drift(active, group.arm or "champion", group.scorer, clients,
+                          group.members, matrix, scores)  # fmt: skip
         ref = group.scorer.ref
         scale = group.scorer.card.prediction_scale
         chosen = []
@@ -210,6 +227,38 @@ class ScoringStage:
         outside = outside_training_range(rows, specs).sum(axis=0)
         for index in np.flatnonzero(outside):
             FEATURES_OUTSIDE_TRAINING.labels(feature=specs[index].name).inc(int(outside[index]))
+
+    def _drift_window(
+        self, scorer: Scorer, arm: str, active: ActiveDeployment
+    ) -> DriftWindow | None:
+        """The drift window of ``scorer`` in ``arm`` (None: monitoring off, or no reference)."""
+        if self.drift is None:
+            return None
+        experiment = active.deployment.experiment
+        experiment_id = None if experiment is None else experiment.experiment_id
+        return self.drift.window(scorer.card, arm, experiment_id)
+
+    def _count_drift(
+        self,
+        active: ActiveDeployment,
+        arm: str,
+        scorer: Scorer,
+        clients: list[Rescore],
+        members: list[int],
+        matrix: np.ndarray,
+        scores: list[Score | str],
+    ) -> None:
+        """Count the scored rows and their predictions into the model's drift window."""
+        window = self._drift_window(scorer, arm, active)
+        if window is None:
+            return
+        good = [i for i, score in enumerate(scores) if not isinstance(score, str)]
+        rows = [members[i] for i in good]
+        window.add_scored(
+            np.array([clients[i].as_of for i in rows], dtype=np.float64),
+            matrix[rows],
+            np.array([s.margin for s in scores if not isinstance(s, str)], dtype=np.float64),
+        )
 
     def _count(
         self,
@@ -256,6 +305,7 @@ class ScoringStage:
         scores = await self._in_thread(self._score_each_if_needed, scorer, matrix[rows], ids)
         self._count(active, "shadow", scorer, began, scores, matrix[rows])
         self._estimate(scorer, "shadow", [clients[row] for row in rows], scores)
+        self._count_drift(active, "shadow", scorer, clients, rows, matrix, scores)
         tag = (experiment.experiment_id, "shadow")
         predictions = []
         for row, score in zip(rows, scores, strict=True):

@@ -30,10 +30,10 @@ def test_every_panel_query_reads_known_metrics() -> None:
 def test_each_titled_concern_has_a_panel_and_the_drift_row_waits() -> None:
     titles = " ".join(p.title.lower() for row in ROWS for p in row.panels)
     for concern in ("events consumed", "lag", "batch phases", "latency", "by reason",
-                    "dead letters", "deployment", "experiment"):  # fmt: skip
+                    "dead letters", "deployment", "experiment", "psi"):  # fmt: skip
         assert concern in titles, concern
     later = [row.title for row in ROWS if row.later is not None]
-    assert later == ["Drift per feature"]
-    for row in ("Estimated vs realised accuracy", "Interval coverage"):
+    assert later == []
+    for row in ("Drift per feature", "Estimated vs realised accuracy", "Interval coverage"):
         assert next(r.panels for r in ROWS if r.title == row), row
     assert all(not row.panels for row in ROWS if row.later is not None)

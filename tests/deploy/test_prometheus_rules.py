@@ -29,7 +29,7 @@ OPERATIONS = ROOT / "docs" / "operations.md"
 
 def _promtool(*args: str) -> str:
     done = subprocess.run([binary("promtool"), *args], capture_output=True, text=True,
-                          timeout=120, check=False)  # fmt: skip
+                          timeout=600, check=False)  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
     return done.stdout + done.stderr
 

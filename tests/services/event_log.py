@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from features.offline import LoggedMessage, parsed_events, replay
@@ -86,3 +86,27 @@ def client_features(worker: WorkerProcess, client_id: str, as_of: float) -> dict
     assert status == 200, (client_id, status, body[:300])
     result: dict[str, object] = json.loads(body)
     return result
+
+
+# Billing events that carry a price, and the payload field holding it.
+PRICED_FIELDS = {"invoice_issued": "amount", "payment_received": "amount",
+                 "contract_signed": "monthly_recurring_value",
+                 "contract_renewed": "monthly_recurring_value"}  # fmt: skip
+
+
+def repriced(
+    messages: list[SimulatedMessage], factor: float, after: float
+) -> list[SimulatedMessage]:
+    """The messages with every price of an event at or after ``after`` times ``factor``
+    (invoices, payments, contract values): a price change the drift monitor must see."""
+    changed = []
+    for message in messages:
+        if message.stream == "billing" and message.event_time >= after:
+            event = json.loads(message.value)
+            field = PRICED_FIELDS.get(event.get("type"))
+            payload = event.get("payload")
+            if field and isinstance(payload, dict) and isinstance(payload.get(field), float | int):
+                payload[field] = payload[field] * factor
+                message = replace(message, value=json.dumps(event).encode())
+        changed.append(message)
+    return changed

@@ -42,6 +42,7 @@ ALERT_SIGNALS = {
         "max by (job, model, arm) (profitstream_accuracy_coverage_broken)",
     "ProfitstreamEstimatedErrorUp":
         "avg by (job, model, arm) (profitstream_accuracy_estimated_mae)",
+    "ProfitstreamFeatureDrift": "max by (job, model, arm) (profitstream_drift_max_psi)",
 }  # fmt: skip
 EMPTY_WHEN_HEALTHY = {
     # Labelled by feature: a series appears with the first value outside the training range.

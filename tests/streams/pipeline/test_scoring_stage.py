@@ -18,6 +18,7 @@ from features.state import ClientState
 from models_store.control.state import Deployment
 from models_store.experiments.design import Experiment
 from models_store.model.profit_model import ProfitModel
+from models_store.monitoring.book import DriftBook
 from models_store.registry.bundle import verify_bundle
 from models_store.scoring.emission import EmissionPolicy
 from models_store.scoring.scorer import Scorer
@@ -141,3 +142,35 @@ def test_a_shadow_challenger_scores_beside_the_champion_without_emitting(scorer:
     assert set(health) == {"champion", "shadow"}
     assert health["champion"].scored == health["shadow"].scored == len(clients)
     assert health["shadow"].drift == pytest.approx(health["champion"].drift)  # same trees
+
+
+def test_scored_rows_and_emitted_drivers_are_counted_for_drift_per_model_and_arm(
+    scorer: Scorer,
+) -> None:
+    assert scorer.card.drift_reference is not None  # trained now: the card has one
+    challenger = Scorer(scorer.card.model_copy(update={"version": "2.0.0"}), scorer.model)
+    rng = np.random.default_rng(6)
+    clients = [_rescore(f"d-{i}", list(rng.lognormal(2, 1, len(FEATURE_NAMES))), 1.7e9)
+               for i in range(60)]  # fmt: skip
+    deployment = Deployment(2, scorer.ref, _experiment("ab", 0.5, challenger.ref))
+    active = ActiveDeployment(deployment, scorer, challenger)
+    stage = ScoringStage(EmissionPolicy(delta=0.02), drift=DriftBook(days=7))
+    try:
+        scored = asyncio.run(stage.run(clients, active))
+        again = asyncio.run(stage.run(clients, active))  # rescored, nothing emitted
+    finally:
+        stage.close()
+    assert again.predictions == []
+    assert stage.drift is not None
+    windows = {key: window.summary() for key, window in stage.drift.windows.items()}
+    arms = {c.row.client_id: active.arm_of(c.row.client_id) for c in clients}
+    assert {(k.model, k.arm, k.experiment_id) for k in windows} == {
+        (scorer.ref, "champion", "e1"), (challenger.ref, "challenger", "e1")
+    }  # fmt: skip
+    for key, summary in windows.items():
+        members = sum(arm == key.arm for arm in arms.values())
+        assert summary.rows == 2 * members  # every scored row counts, emitted or not
+        assert summary.explained == sum(
+            p.experiment is not None and p.experiment.arm == key.arm for p in scored.predictions
+        )
+        assert summary.last_day == int(1.7e9 // 86_400)
