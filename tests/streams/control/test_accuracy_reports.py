@@ -83,7 +83,7 @@ def test_coverage_and_errors_per_version_match_an_offline_computation_on_the_sam
                 return None
             return outcomes, reports[-1]
 
-        wait_until(lambda: settled() is not None, timeout_s=60,
+        wait_until(lambda: settled() is not None, timeout_s=300,
                    what="an accuracy record counting every outcome")  # fmt: skip
         found = settled()
         assert found is not None
