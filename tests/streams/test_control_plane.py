@@ -147,7 +147,9 @@ def test_deploy_and_rollback_switch_two_workers_at_recorded_offsets(
     reports = [r for r in audit(env, kafka_bootstrap) if r["kind"] == "erasure"]
     assert len({r["worker"] for r in reports}) == 2
     partitions = int(env["PROFITSTREAM_TOPIC_PARTITIONS"])
-    assert sorted(p for r in reports for p in r["swept"]) == list(range(partitions))
+    # Complete once the reports together cover every partition (a rebalance during the
+    # erasure makes the new owner sweep, and report, a partition again).
+    assert {p for r in reports for p in r["swept"]} == set(range(partitions))
     assert [len(r["table"]) for r in reports if r["found"]] == [1]
 
     records = audit(env, kafka_bootstrap)
