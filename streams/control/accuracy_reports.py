@@ -13,8 +13,6 @@ latest records.
 
 from __future__ import annotations
 
-import asyncio
-import logging
 import time
 from datetime import UTC, datetime
 
@@ -22,9 +20,8 @@ from faust.types import TopicT
 
 from models_store.experiments.records import AccuracyRecord
 from models_store.monitoring.accuracy import AccuracyBook, accuracy_record
+from streams.control.report_loop import report_every
 from streams.metrics import publish_accuracy
-
-log = logging.getLogger(__name__)
 
 
 class AccuracyReports:
@@ -43,12 +40,7 @@ class AccuracyReports:
 
     async def run(self, interval_s: float) -> None:
         """Report every ``interval_s`` for as long as the worker runs."""
-        while True:
-            await asyncio.sleep(interval_s)
-            try:
-                await self.report()
-            except Exception:
-                log.exception("could not publish accuracy; retrying in %.0fs", interval_s)
+        await report_every(self.report, interval_s, "accuracy")
 
     async def report(self) -> int:
         """Set the gauges; publish the figures that changed; return how many records went

@@ -9,8 +9,6 @@ prediction. Windows no row reached for a whole window are forgotten, with their 
 
 from __future__ import annotations
 
-import asyncio
-import logging
 import math
 import uuid
 from datetime import UTC, datetime
@@ -21,9 +19,8 @@ from models_store.experiments.records import DistanceFigures, DriftRecord, Drive
 from models_store.monitoring.book import DriftBook, DriftKey
 from models_store.monitoring.distances import MAJOR_PSI
 from models_store.monitoring.window import DAY_S, Distance, DriftSummary
+from streams.control.report_loop import report_every
 from streams.metrics import DRIFT_DRIVER_SHIFT, DRIFT_MAX_PSI, DRIFT_PSI, DRIFT_WINDOW_ROWS
-
-log = logging.getLogger(__name__)
 
 
 def _finite(value: float) -> float | None:
@@ -116,12 +113,7 @@ class DriftReports:
 
     async def run(self, interval_s: float) -> None:
         """Report every ``interval_s`` for as long as the worker runs."""
-        while True:
-            await asyncio.sleep(interval_s)
-            try:
-                await self.report()
-            except Exception:
-                log.exception("could not publish drift; retrying in %.0fs", interval_s)
+        await report_every(self.report, interval_s, "drift")
 
     async def report(self) -> int:
         """Publish the windows that changed and set every gauge; return records sent."""

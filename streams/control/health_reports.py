@@ -8,8 +8,6 @@ reports under a new incarnation, and the monitor keeps the latest record of each
 
 from __future__ import annotations
 
-import asyncio
-import logging
 import uuid
 from datetime import UTC, datetime
 
@@ -17,8 +15,7 @@ from faust.types import TopicT
 
 from models_store.experiments.arm_health import LATENCY_BUCKETS_MS, ArmHealth, HealthBook, HealthKey
 from models_store.experiments.records import ArmHealthRecord
-
-log = logging.getLogger(__name__)
+from streams.control.report_loop import report_every
 
 
 def health_record(
@@ -53,12 +50,7 @@ class HealthReports:
 
     async def run(self, interval_s: float) -> None:
         """Report every ``interval_s`` for as long as the worker runs."""
-        while True:
-            await asyncio.sleep(interval_s)
-            try:
-                await self.report()
-            except Exception:
-                log.exception("could not publish arm health; retrying in %.0fs", interval_s)
+        await report_every(self.report, interval_s, "arm health")
 
     async def report(self) -> int:
         """Publish the counts that changed; return how many records went out."""
